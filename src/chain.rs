@@ -1,0 +1,359 @@
+//! Verifying a device chain: every hash, every link, every position, and the
+//! derived records (page index metadata, head, aggregate versions) that
+//! queries rely on.
+//!
+//! The verifier is fed records in storage order and reports the first
+//! break. It is shared by the browser store, the in-memory store and
+//! `annal-verify`, so all three agree on what "tampered" means.
+
+use crate::envelope::Envelope;
+use crate::page::{self, PageMeta, RawRecord};
+use crate::payload::SALT_LEN;
+use crate::record::{self, IntegrityFault};
+use crate::state::{AggregateState, Head};
+use std::collections::HashMap;
+use std::fmt;
+
+/// Why verification failed. The string forms are stable API.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BreakReason {
+    /// A record cannot be read at all.
+    Malformed,
+    /// A record's `hash` is not the hash of its envelope.
+    HashMismatch,
+    /// A record's `payload_digest` does not match its salt and payload.
+    PayloadDigestMismatch,
+    /// A record names another tenant, user or device than the store.
+    IdentityMismatch,
+    /// A `device_seq` is absent: an event was deleted.
+    MissingEvent,
+    /// A `device_seq` is present but out of place: events were reordered or duplicated.
+    OutOfOrder,
+    /// `prev_hash` is not the previous event's `hash`.
+    BrokenLink,
+    /// The head record names events past the end of the log.
+    Truncated,
+    /// The head record does not describe the last event.
+    HeadMismatch,
+    /// Index metadata (page index fields, aggregate versions) disagrees with the events.
+    IndexMismatch,
+}
+
+impl BreakReason {
+    /// Stable string form, as in `verify()`'s `reason`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            BreakReason::Malformed => "MALFORMED",
+            BreakReason::HashMismatch => "HASH_MISMATCH",
+            BreakReason::PayloadDigestMismatch => "PAYLOAD_DIGEST_MISMATCH",
+            BreakReason::IdentityMismatch => "IDENTITY_MISMATCH",
+            BreakReason::MissingEvent => "MISSING_EVENT",
+            BreakReason::OutOfOrder => "OUT_OF_ORDER",
+            BreakReason::BrokenLink => "BROKEN_LINK",
+            BreakReason::Truncated => "TRUNCATED",
+            BreakReason::HeadMismatch => "HEAD_MISMATCH",
+            BreakReason::IndexMismatch => "INDEX_MISMATCH",
+        }
+    }
+}
+
+impl fmt::Display for BreakReason {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// The first place a chain stops verifying.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Break {
+    /// The `device_seq` where the chain breaks.
+    pub device_seq: u64,
+    /// Why.
+    pub reason: BreakReason,
+    /// A sentence for people.
+    pub message: String,
+}
+
+/// The outcome of a verification.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct VerifyReport {
+    /// Whether everything verified.
+    pub ok: bool,
+    /// How many events verified before the first break (all, if ok).
+    pub checked: u64,
+    /// The first break, if any.
+    pub first_break: Option<Break>,
+}
+
+/// Who the records must belong to.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ExpectedIdentity {
+    /// Tenant of the store.
+    pub tenant_id: String,
+    /// User of the store.
+    pub user_id: String,
+    /// Device of the store.
+    pub device_id: String,
+}
+
+/// Checks a chain fed in storage order.
+#[derive(Debug)]
+pub struct ChainVerifier {
+    identity: ExpectedIdentity,
+    expected_seq: u64,
+    prev_hash: String,
+    checked: u64,
+    first_break: Option<Break>,
+    /// A `device_seq` reported missing, kept to tell deletion from reordering.
+    missing: Option<u64>,
+    aggregates: HashMap<String, AggregateState>,
+}
+
+impl ChainVerifier {
+    /// A verifier for the chain of `identity`, starting at `device_seq` 1.
+    pub fn new(identity: ExpectedIdentity) -> Self {
+        ChainVerifier {
+            identity,
+            expected_seq: 1,
+            prev_hash: crate::envelope::GENESIS_HASH.to_string(),
+            checked: 0,
+            first_break: None,
+            missing: None,
+            aggregates: HashMap::new(),
+        }
+    }
+
+    /// Whether a break was found. Feeding more records then only serves to
+    /// classify a missing event.
+    pub fn is_broken(&self) -> bool {
+        self.first_break.is_some() && self.missing.is_none()
+    }
+
+    /// Events verified so far.
+    pub fn checked(&self) -> u64 {
+        self.checked
+    }
+
+    fn fail(&mut self, device_seq: u64, reason: BreakReason, message: String) {
+        if self.first_break.is_none() {
+            self.first_break = Some(Break {
+                device_seq,
+                reason,
+                message,
+            });
+        }
+    }
+
+    /// Feeds one stored page: its index metadata and its packed records.
+    pub fn feed_page(&mut self, meta: &PageMeta, bytes: &[u8]) {
+        let at = self.expected_seq;
+        let raws = match page::decode(bytes) {
+            Ok(raws) => raws,
+            Err(e) => {
+                let seq = at + e.index as u64;
+                self.fail(
+                    seq,
+                    BreakReason::Malformed,
+                    format!("record {seq} cannot be read: {}", e.reason),
+                );
+                return;
+            }
+        };
+        let mut envelopes = Vec::with_capacity(raws.len());
+        for raw in &raws {
+            if self.is_broken() {
+                return;
+            }
+            if let Some(envelope) = self.feed_raw(raw) {
+                envelopes.push(envelope);
+            }
+        }
+        if self.first_break.is_none() && page::meta_of(&envelopes) != *meta {
+            self.fail(
+                meta.first_device_seq,
+                BreakReason::IndexMismatch,
+                format!(
+                    "the index metadata of the page starting at device_seq {} does not match its events",
+                    meta.first_device_seq
+                ),
+            );
+        }
+    }
+
+    /// Feeds one record from page bytes. Returns its envelope if it parsed.
+    pub fn feed_raw(&mut self, raw: &RawRecord<'_>) -> Option<Envelope> {
+        match raw.parse_envelope() {
+            Ok(envelope) => {
+                self.feed(&envelope, &raw.salt, raw.payload);
+                Some(envelope)
+            }
+            Err(why) => {
+                self.feed_malformed(&why);
+                None
+            }
+        }
+    }
+
+    /// Records that the next record could not be parsed at all.
+    pub fn feed_malformed(&mut self, why: &str) {
+        if self.missing.is_some() {
+            return;
+        }
+        let seq = self.expected_seq;
+        self.fail(
+            seq,
+            BreakReason::Malformed,
+            format!("event {seq} cannot be read: {why}"),
+        );
+    }
+
+    /// Feeds one parsed record.
+    pub fn feed(&mut self, e: &Envelope, salt: &[u8; SALT_LEN], payload: &[u8]) {
+        if let Some(missing) = self.missing {
+            if e.device_seq == missing {
+                self.missing = None;
+                self.first_break = Some(Break {
+                    device_seq: missing,
+                    reason: BreakReason::OutOfOrder,
+                    message: format!("event {missing} is stored out of order"),
+                });
+            }
+            return;
+        }
+        if self.first_break.is_some() {
+            return;
+        }
+        let expected = self.expected_seq;
+        match record::check_integrity(e, salt, payload) {
+            Err(IntegrityFault::Hash) => {
+                return self.fail(
+                    e.device_seq,
+                    BreakReason::HashMismatch,
+                    format!(
+                        "event {} was modified: its hash does not match its fields",
+                        e.device_seq
+                    ),
+                )
+            }
+            Err(IntegrityFault::PayloadDigest) => {
+                return self.fail(
+                    e.device_seq,
+                    BreakReason::PayloadDigestMismatch,
+                    format!("the payload of event {} was modified", e.device_seq),
+                )
+            }
+            Ok(()) => {}
+        }
+        let id = &self.identity;
+        if e.tenant_id != id.tenant_id || e.user_id != id.user_id || e.device_id != id.device_id {
+            return self.fail(
+                e.device_seq,
+                BreakReason::IdentityMismatch,
+                format!(
+                    "event {} belongs to another tenant, user or device",
+                    e.device_seq
+                ),
+            );
+        }
+        if e.device_seq > expected {
+            self.missing = Some(expected);
+            return self.fail(
+                expected,
+                BreakReason::MissingEvent,
+                format!(
+                    "event {expected} is missing (found {} in its place)",
+                    e.device_seq
+                ),
+            );
+        }
+        if e.device_seq < expected {
+            return self.fail(
+                e.device_seq,
+                BreakReason::OutOfOrder,
+                format!(
+                    "event {} appears again after event {}",
+                    e.device_seq,
+                    expected - 1
+                ),
+            );
+        }
+        if e.prev_hash != self.prev_hash {
+            return self.fail(
+                e.device_seq,
+                BreakReason::BrokenLink,
+                format!(
+                    "event {} does not link to event {}: its prev_hash is not that event's hash",
+                    e.device_seq,
+                    expected - 1
+                ),
+            );
+        }
+        self.aggregates.insert(
+            e.aggregate_id.clone(),
+            AggregateState {
+                aggregate_type: e.aggregate_type.clone(),
+                version: e.aggregate_version,
+                last_device_seq: e.device_seq,
+            },
+        );
+        self.prev_hash = e.hash.clone();
+        self.expected_seq += 1;
+        self.checked += 1;
+    }
+
+    /// Ends verification: compares the head record (and, when given, the
+    /// stored aggregate versions) with what the chain says.
+    pub fn finish(
+        mut self,
+        head: Option<&Head>,
+        aggregates: Option<&HashMap<String, AggregateState>>,
+    ) -> VerifyReport {
+        self.missing = None;
+        let last = self.expected_seq - 1;
+        if self.first_break.is_none() {
+            let head = head.cloned().unwrap_or_else(Head::genesis);
+            if head.device_seq > last {
+                self.fail(
+                    last + 1,
+                    BreakReason::Truncated,
+                    format!(
+                        "the log ends at event {last} but its head record names event {}: events were removed from the end",
+                        head.device_seq
+                    ),
+                );
+            } else if head.device_seq < last || head.hash != self.prev_hash {
+                self.fail(
+                    head.device_seq.min(last).max(1),
+                    BreakReason::HeadMismatch,
+                    format!(
+                        "the head record (event {}) does not describe the last event ({last})",
+                        head.device_seq
+                    ),
+                );
+            }
+        }
+        if let (None, Some(stored)) = (&self.first_break, aggregates) {
+            let mut bad: Option<(u64, String)> = None;
+            for (id, state) in stored.iter().chain(self.aggregates.iter()) {
+                if stored.get(id) != self.aggregates.get(id) {
+                    let seq = state.last_device_seq;
+                    if bad.as_ref().is_none_or(|(s, _)| seq < *s) {
+                        bad = Some((seq, id.clone()));
+                    }
+                }
+            }
+            if let Some((seq, id)) = bad {
+                self.fail(
+                    seq,
+                    BreakReason::IndexMismatch,
+                    format!("the stored version of aggregate {id:?} does not match its events"),
+                );
+            }
+        }
+        VerifyReport {
+            ok: self.first_break.is_none(),
+            checked: self.checked,
+            first_break: self.first_break,
+        }
+    }
+}

@@ -1,0 +1,305 @@
+//! Tamper drills: named edits an attacker could make to a stored log, and
+//! what an unkeyed verification can say about each. Used by annal's own
+//! tamper suite and by apps that must show an auditor that edits are caught.
+//!
+//! The drills work on the at-rest pages of a [`MemoryStore`], which share
+//! their layout with IndexedDB. Page metadata is recomputed after each edit,
+//! as a careful attacker would, so only the chain itself can catch it.
+
+use crate::chain::BreakReason;
+use crate::envelope::Envelope;
+use crate::memory::MemoryStore;
+use crate::page::{self, Page, PageMeta};
+use crate::payload::{self, SALT_LEN};
+use crate::state::{AggregateState, Head};
+
+/// One named edit.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Mutation {
+    /// Flip one bit of the payload of event `n`.
+    FlipPayloadByte(u64),
+    /// Change `event_type` of event `n` without fixing its hash.
+    ChangeField(u64),
+    /// Remove event `n`.
+    DeleteEvent(u64),
+    /// Swap the stored positions of events `a` and `b`.
+    SwapEvents(u64, u64),
+    /// Insert, before event `n`, a forged event numbered `n` whose own hash
+    /// is correct but whose `prev_hash` is not event `n − 1`'s hash.
+    InsertForged(u64),
+    /// Remove the last `k` events.
+    TruncateTail(u64),
+    /// Remove the last `k` events and rewrite the head record and aggregate
+    /// index to match.
+    TruncateTailFixHead(u64),
+    /// Change the payload of event `n` and re-hash it and every later event
+    /// consistently, fixing the head record and aggregate index.
+    RehashSuffix(u64),
+}
+
+/// What an unkeyed `verify()` reports after a mutation.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Expectation {
+    /// Caught at this `device_seq` for this reason.
+    Detected(u64, BreakReason),
+    /// Not detectable without an anchor (head MAC, server receipt, or an
+    /// exported head compared with a receipt).
+    Undetected,
+}
+
+impl Mutation {
+    /// The outcome an unkeyed local check must give for this mutation on a
+    /// log of `len` events. See docs/FORMAT.md, "Threat model".
+    pub fn expectation(self, len: u64) -> Expectation {
+        use BreakReason::*;
+        match self {
+            Mutation::FlipPayloadByte(n) => Expectation::Detected(n, PayloadDigestMismatch),
+            Mutation::ChangeField(n) => Expectation::Detected(n, HashMismatch),
+            Mutation::DeleteEvent(n) => Expectation::Detected(n, MissingEvent),
+            Mutation::SwapEvents(a, b) => Expectation::Detected(a.min(b), OutOfOrder),
+            Mutation::InsertForged(n) => Expectation::Detected(n, BrokenLink),
+            Mutation::TruncateTail(k) => Expectation::Detected(len - k + 1, Truncated),
+            Mutation::TruncateTailFixHead(_) | Mutation::RehashSuffix(_) => Expectation::Undetected,
+        }
+    }
+}
+
+/// A record pulled out of its page for editing.
+#[derive(Debug, Clone)]
+struct Loose {
+    envelope: Vec<u8>,
+    salt: [u8; SALT_LEN],
+    payload: Vec<u8>,
+}
+
+/// Applies `mutation` to the stored log of `store`.
+pub fn apply(store: &mut MemoryStore, mutation: Mutation) {
+    let (pages, head, aggregates) = store.raw_mut();
+    let mut records: Vec<Loose> = pages
+        .values()
+        .flat_map(|p| page::decode(&p.records).unwrap_or_default())
+        .map(|r| Loose {
+            envelope: r.envelope.to_vec(),
+            salt: r.salt,
+            payload: r.payload.to_vec(),
+        })
+        .collect();
+    let at = |n: u64| (n - 1) as usize;
+    match mutation {
+        Mutation::FlipPayloadByte(n) => {
+            let p = &mut records[at(n)].payload;
+            let mid = p.len() / 2;
+            p[mid] ^= 0x01;
+        }
+        Mutation::ChangeField(n) => {
+            let mut e = parse(&records[at(n)]);
+            e.event_type.push_str("-edited");
+            records[at(n)].envelope = e.canonical().into_bytes();
+        }
+        Mutation::DeleteEvent(n) => {
+            records.remove(at(n));
+        }
+        Mutation::SwapEvents(a, b) => records.swap(at(a), at(b)),
+        Mutation::InsertForged(n) => {
+            let mut forged = records[at(n)].clone();
+            let mut e = parse(&forged);
+            e.prev_hash = "f".repeat(64);
+            e.seal();
+            forged.envelope = e.canonical().into_bytes();
+            records.insert(at(n), forged);
+        }
+        Mutation::TruncateTail(k) => records.truncate(records.len() - k as usize),
+        Mutation::TruncateTailFixHead(k) => {
+            records.truncate(records.len() - k as usize);
+            rewrite_derived(&records, head, aggregates);
+        }
+        Mutation::RehashSuffix(n) => {
+            let mut prev = if n == 1 {
+                crate::envelope::GENESIS_HASH.to_string()
+            } else {
+                parse(&records[at(n - 1)]).hash
+            };
+            for (i, r) in records.iter_mut().enumerate().skip(at(n)) {
+                let mut e = parse(r);
+                if i == at(n) {
+                    r.payload = br#"{"rewritten":true}"#.to_vec();
+                    e.payload_digest = payload::digest_bytes(&r.salt, &r.payload);
+                }
+                e.prev_hash = prev;
+                e.seal();
+                prev = e.hash.clone();
+                r.envelope = e.canonical().into_bytes();
+            }
+            rewrite_derived(&records, head, aggregates);
+        }
+    }
+    *pages = repack(&records);
+}
+
+fn parse(r: &Loose) -> Envelope {
+    Envelope::parse(std::str::from_utf8(&r.envelope).unwrap_or_default())
+        .unwrap_or_else(|e| panic!("tamper drills need an intact log to start from: {e}"))
+}
+
+fn rewrite_derived(
+    records: &[Loose],
+    head: &mut Head,
+    aggregates: &mut std::collections::HashMap<String, AggregateState>,
+) {
+    aggregates.clear();
+    *head = Head::genesis();
+    for r in records {
+        let e = parse(r);
+        *head = Head {
+            device_seq: e.device_seq,
+            hash: e.hash.clone(),
+        };
+        aggregates.insert(
+            e.aggregate_id.clone(),
+            AggregateState {
+                aggregate_type: e.aggregate_type.clone(),
+                version: e.aggregate_version,
+                last_device_seq: e.device_seq,
+            },
+        );
+    }
+}
+
+/// Packs loose records into pages of at most 4 records each, keyed by
+/// position, so that edits also cross page boundaries.
+fn repack(records: &[Loose]) -> std::collections::BTreeMap<u64, Page> {
+    let mut pages = std::collections::BTreeMap::new();
+    let mut next_key = 1u64;
+    for chunk in records.chunks(4) {
+        let mut bytes = Vec::new();
+        let mut envelopes = Vec::new();
+        for r in chunk {
+            bytes.push(page::KIND_PLAIN);
+            bytes.extend_from_slice(&(r.envelope.len() as u32).to_le_bytes());
+            bytes.extend_from_slice(&r.envelope);
+            bytes.extend_from_slice(&r.salt);
+            bytes.extend_from_slice(&(r.payload.len() as u32).to_le_bytes());
+            bytes.extend_from_slice(&r.payload);
+            envelopes.push(parse(r));
+        }
+        let meta: PageMeta = page::meta_of(&envelopes);
+        pages.insert(
+            next_key,
+            Page {
+                meta,
+                records: bytes,
+            },
+        );
+        next_key += chunk.len() as u64;
+    }
+    pages
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::clock::ManualClock;
+    use crate::draft::Draft;
+    use crate::entropy::SeededEntropy;
+    use crate::state::Identity;
+    use serde_json::json;
+
+    const LEN: u64 = 10;
+
+    fn valid_log() -> MemoryStore {
+        let clock = ManualClock::new(1_700_000_000_000);
+        let entropy = SeededEntropy::new(1);
+        let identity = Identity::generate("study-1", "nurse-1", &clock, &entropy);
+        let mut store = MemoryStore::new(identity, Box::new(clock), Box::new(entropy));
+        for i in 1..=LEN {
+            let draft = Draft::from_value(&json!({
+                "aggregateType": "diary",
+                "aggregateId": format!("d-{}", i % 3),
+                "eventType": "noted",
+                "payload": {"entry": i, "text": "pain 3/10"}
+            }))
+            .unwrap();
+            store.append(draft).unwrap();
+        }
+        assert!(store.verify().ok);
+        store
+    }
+
+    #[test]
+    fn every_mutation_is_reported_as_the_threat_model_says() {
+        let table = [
+            ("flip one byte of a payload", Mutation::FlipPayloadByte(4)),
+            ("change a field", Mutation::ChangeField(6)),
+            ("delete an event", Mutation::DeleteEvent(3)),
+            ("swap two events", Mutation::SwapEvents(5, 8)),
+            ("insert a forged event", Mutation::InsertForged(7)),
+            ("truncate the tail", Mutation::TruncateTail(2)),
+            (
+                "truncate the tail and fix the head",
+                Mutation::TruncateTailFixHead(2),
+            ),
+            ("re-hash a whole suffix", Mutation::RehashSuffix(5)),
+        ];
+        for (name, mutation) in table {
+            let mut store = valid_log();
+            apply(&mut store, mutation);
+            let report = store.verify();
+            match mutation.expectation(LEN) {
+                Expectation::Detected(seq, reason) => {
+                    let b = report
+                        .first_break
+                        .unwrap_or_else(|| panic!("{name}: not detected"));
+                    assert_eq!(
+                        (b.device_seq, b.reason),
+                        (seq, reason),
+                        "{name}: {}",
+                        b.message
+                    );
+                    assert!(!report.ok, "{name}");
+                }
+                Expectation::Undetected => {
+                    assert!(
+                        report.ok,
+                        "{name}: an unkeyed check cannot see this, yet it reported {:?}",
+                        report.first_break
+                    );
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn reads_refuse_a_modified_record() {
+        let mut store = valid_log();
+        apply(&mut store, Mutation::ChangeField(2));
+        let err = store.events(&crate::filter::Filter::default()).unwrap_err();
+        assert_eq!(err.code, crate::error::ErrorCode::Tampered);
+        assert_eq!(err.device_seq, Some(2));
+    }
+
+    #[test]
+    fn a_stale_aggregate_index_is_caught() {
+        let mut store = valid_log();
+        let (_, _, aggregates) = store.raw_mut();
+        aggregates.get_mut("d-1").unwrap().version = 99;
+        let b = store.verify().first_break.unwrap();
+        assert_eq!(b.reason, BreakReason::IndexMismatch);
+    }
+
+    #[test]
+    fn damaged_page_bytes_are_malformed_not_a_panic() {
+        let mut store = valid_log();
+        let (pages, _, _) = store.raw_mut();
+        let page = pages.values_mut().next().unwrap();
+        page.records.truncate(page.records.len() - 3);
+        let b = store.verify().first_break.unwrap();
+        assert_eq!(b.reason, BreakReason::Malformed);
+        let (pages, _, _) = store.raw_mut();
+        let page = pages.values_mut().next().unwrap();
+        page.records[0] = 9;
+        assert_eq!(
+            store.verify().first_break.unwrap().reason,
+            BreakReason::Malformed
+        );
+    }
+}

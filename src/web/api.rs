@@ -1,0 +1,263 @@
+//! The exported JavaScript API: thin shims that convert arguments and
+//! errors, then call plain Rust. The TypeScript wrapper in `js/` refines
+//! these into the public `EventStore`.
+
+use super::idb::layout::DB_PREFIX;
+use super::js_json::to_json;
+use super::options::OpenOptions;
+use super::read::EventCursor;
+use super::store::{destroy, IdbStore};
+use crate::clock::Clock;
+use crate::draft::Draft;
+use crate::error::{Error, Result};
+use crate::filter::Filter;
+use crate::record::Record;
+use crate::{event_view, ids, timestamp};
+use js_sys::{Array, Reflect};
+use std::cell::RefCell;
+use std::rc::Rc;
+use wasm_bindgen::prelude::*;
+
+#[wasm_bindgen(start)]
+fn start() {
+    console_error_panic_hook::set_once();
+}
+
+/// An open event store (the raw wasm class; use `EventStore` from `annal`).
+#[wasm_bindgen]
+pub struct Store {
+    inner: Rc<IdbStore>,
+}
+
+impl std::fmt::Debug for Store {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Store")
+            .field("name", &self.inner.name)
+            .finish()
+    }
+}
+
+impl std::fmt::Debug for Cursor {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Cursor").finish_non_exhaustive()
+    }
+}
+
+fn parse_json(text: &str) -> std::result::Result<JsValue, JsValue> {
+    js_sys::JSON::parse(text).map_err(|_| Error::internal("annal produced invalid JSON").into())
+}
+
+fn events_js(records: &[Record]) -> std::result::Result<JsValue, JsValue> {
+    parse_json(&event_view::write_events(
+        records.iter().map(|r| (&r.envelope, r.payload.as_str())),
+    ))
+}
+
+fn event_js(record: &Record) -> std::result::Result<JsValue, JsValue> {
+    let mut out = String::new();
+    event_view::write_event(&mut out, &record.envelope, record.payload.as_str());
+    parse_json(&out)
+}
+
+fn filter_from(value: &JsValue) -> Result<Filter> {
+    if value.is_undefined() || value.is_null() {
+        return Ok(Filter::default());
+    }
+    Filter::from_value(&to_json(value, "filter")?)
+}
+
+fn set(obj: &js_sys::Object, key: &str, value: JsValue) {
+    let _ = Reflect::set(obj, &JsValue::from_str(key), &value);
+}
+
+#[wasm_bindgen]
+impl Store {
+    /// Opens or creates a store: `{ name, userId, tenantId?, durability? }`.
+    pub async fn open(options: JsValue) -> std::result::Result<Store, JsValue> {
+        let options = OpenOptions::from_value(&to_json(&options, "options")?)?;
+        Ok(Store {
+            inner: IdbStore::open(options).await?,
+        })
+    }
+
+    /// Deletes a store's database. Other open connections are closed.
+    pub async fn destroy(name: JsValue) -> std::result::Result<(), JsValue> {
+        let name = name
+            .as_string()
+            .ok_or_else(|| Error::validation("name", "destroy() takes the store name, a string"))?;
+        ids::check_id("name", &name)?;
+        Ok(destroy(&name).await?)
+    }
+
+    /// Appends one event and resolves with it once it is durable.
+    pub async fn append(&self, event: JsValue) -> std::result::Result<JsValue, JsValue> {
+        let draft = Draft::from_value(&to_json(&event, "event")?)?;
+        let records = self.inner.append_unit(vec![draft]).await?;
+        event_js(
+            records
+                .first()
+                .ok_or_else(|| Error::internal("append returned no event"))?,
+        )
+    }
+
+    /// Appends events atomically: all are written, or none.
+    #[wasm_bindgen(js_name = appendBatch)]
+    pub async fn append_batch(&self, events: JsValue) -> std::result::Result<JsValue, JsValue> {
+        if !Array::is_array(&events) {
+            return Err(
+                Error::validation("events", "appendBatch() takes an array of events").into(),
+            );
+        }
+        let events: Array = events.unchecked_into();
+        if events.length() == 0 {
+            return Err(
+                Error::validation("events", "appendBatch() needs at least one event").into(),
+            );
+        }
+        let drafts = events
+            .iter()
+            .enumerate()
+            .map(|(i, e)| {
+                let at = format!("[{i}]");
+                to_json(&e, "event")
+                    .and_then(|v| Draft::from_value(&v))
+                    .map_err(|err| Error {
+                        message: format!("events{at}: {}", err.message),
+                        ..err.within(&at)
+                    })
+            })
+            .collect::<Result<Vec<Draft>>>()?;
+        events_js(&self.inner.append_unit(drafts).await?)
+    }
+
+    /// All events matching a filter, as an array.
+    pub async fn events(&self, filter: JsValue) -> std::result::Result<JsValue, JsValue> {
+        let filter = filter_from(&filter)?;
+        let records = EventCursor::new(self.inner.clone(), filter)
+            .collect()
+            .await?;
+        events_js(&records)
+    }
+
+    /// A cursor over the events matching a filter, read in pages.
+    pub fn iterate(&self, filter: JsValue) -> std::result::Result<Cursor, JsValue> {
+        let filter = filter_from(&filter)?;
+        self.inner.db()?;
+        Ok(Cursor {
+            inner: Rc::new(RefCell::new(Some(EventCursor::new(
+                self.inner.clone(),
+                filter,
+            )))),
+        })
+    }
+
+    /// `{ aggregateId, version, events }` of one aggregate.
+    pub async fn aggregate(&self, aggregate_id: JsValue) -> std::result::Result<JsValue, JsValue> {
+        let id = aggregate_id.as_string().ok_or_else(|| {
+            Error::validation("aggregateId", "aggregate() takes an aggregate id, a string")
+        })?;
+        ids::check_id("aggregateId", &id)?;
+        let (version, records) = self.inner.aggregate(&id).await?;
+        let out = js_sys::Object::new();
+        set(&out, "aggregateId", JsValue::from_str(&id));
+        set(&out, "version", JsValue::from(version as f64));
+        set(&out, "events", events_js(&records)?);
+        Ok(out.into())
+    }
+
+    /// `{ deviceSeq, hash }` of the last event (0 and 64 zeros when empty).
+    pub async fn head(&self) -> std::result::Result<JsValue, JsValue> {
+        let head = self.inner.head().await?;
+        let out = js_sys::Object::new();
+        set(&out, "deviceSeq", JsValue::from(head.device_seq as f64));
+        set(&out, "hash", JsValue::from_str(&head.hash));
+        Ok(out.into())
+    }
+
+    /// Recomputes every hash and link: `{ ok, checked, firstBadSeq?, reason?, message? }`.
+    /// `onProgress(checked, total)` is called as the scan advances.
+    pub async fn verify(&self, on_progress: JsValue) -> std::result::Result<JsValue, JsValue> {
+        let callback = on_progress.dyn_into::<js_sys::Function>().ok();
+        let progress = |checked: u64, total: u64| {
+            if let Some(f) = &callback {
+                // A throwing progress callback must not stop verification.
+                let _ = f.call2(
+                    &JsValue::NULL,
+                    &JsValue::from(checked as f64),
+                    &JsValue::from(total as f64),
+                );
+            }
+        };
+        let report = self.inner.verify(&progress).await?;
+        let out = js_sys::Object::new();
+        set(&out, "ok", JsValue::from(report.ok));
+        set(&out, "checked", JsValue::from(report.checked as f64));
+        if let Some(b) = report.first_break {
+            set(&out, "firstBadSeq", JsValue::from(b.device_seq as f64));
+            set(&out, "reason", JsValue::from_str(b.reason.as_str()));
+            set(&out, "message", JsValue::from_str(&b.message));
+        }
+        Ok(out.into())
+    }
+
+    /// The audit document, as a `Blob` of type `application/json`.
+    #[wasm_bindgen(js_name = exportAudit)]
+    pub async fn export_audit(&self) -> std::result::Result<web_sys::Blob, JsValue> {
+        let exported_at = timestamp::format_ms(super::platform::BrowserClock.now_ms());
+        let chunks = self.inner.export_audit(&exported_at).await?;
+        let parts: Array = chunks.iter().map(|c| JsValue::from_str(c)).collect();
+        let options = web_sys::BlobPropertyBag::new();
+        options.set_type("application/json");
+        web_sys::Blob::new_with_str_sequence_and_options(&parts, &options)
+            .map_err(|e| super::idb::errors::from_dom(e).into())
+    }
+
+    /// Closes the store. Later calls fail with `ANNAL_CLOSED`.
+    pub fn close(&self) {
+        self.inner.close();
+    }
+
+    /// `{ name, databaseName, storeId, tenantId, userId, deviceId }`.
+    #[wasm_bindgen(getter)]
+    pub fn identity(&self) -> JsValue {
+        let id = &self.inner.identity;
+        let out = js_sys::Object::new();
+        set(&out, "name", JsValue::from_str(&self.inner.name));
+        set(
+            &out,
+            "databaseName",
+            JsValue::from_str(&format!("{DB_PREFIX}{}", self.inner.name)),
+        );
+        set(&out, "storeId", JsValue::from_str(&id.store_id));
+        set(&out, "tenantId", JsValue::from_str(&id.tenant_id));
+        set(&out, "userId", JsValue::from_str(&id.user_id));
+        set(&out, "deviceId", JsValue::from_str(&id.device_id));
+        out.into()
+    }
+}
+
+/// A page-by-page reader returned by `Store.iterate`.
+#[wasm_bindgen]
+pub struct Cursor {
+    inner: Rc<RefCell<Option<EventCursor>>>,
+}
+
+#[wasm_bindgen]
+impl Cursor {
+    /// The next array of events, or `null` at the end.
+    pub async fn next(&self) -> std::result::Result<JsValue, JsValue> {
+        let Some(mut cursor) = self.inner.borrow_mut().take() else {
+            return Err(Error::validation(
+                "iterate",
+                "this iterator is already reading; await each next() before calling it again",
+            )
+            .into());
+        };
+        let result = cursor.next_batch().await;
+        *self.inner.borrow_mut() = Some(cursor);
+        match result? {
+            Some(records) => events_js(&records),
+            None => Ok(JsValue::NULL),
+        }
+    }
+}

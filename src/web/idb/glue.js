@@ -1,0 +1,27 @@
+// The three IndexedDB calls Rust cannot make through web-sys alone.
+// Kept tiny: everything else is Rust.
+
+// IDBDatabase.transaction with { durability }, which web-sys only exposes
+// behind its unstable APIs.
+export function openTransaction(db, names, mode, durability) {
+  return db.transaction(names, mode, { durability });
+}
+
+// Resolves with request.result, or rejects with request.error. The promise
+// settles inside the request's event, so Rust code awaiting it resumes in
+// the same microtask checkpoint, while the transaction is still active.
+export function requestDone(request) {
+  return new Promise((resolve, reject) => {
+    request.onsuccess = () => resolve(request.result);
+    request.onerror = () => reject(request.error);
+  });
+}
+
+// Resolves when the transaction commits; rejects with the reason it aborted.
+export function transactionDone(tx) {
+  return new Promise((resolve, reject) => {
+    tx.oncomplete = () => resolve();
+    tx.onabort = () =>
+      reject(tx.error || new DOMException("The transaction was aborted.", "AbortError"));
+  });
+}

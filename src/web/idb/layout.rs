@@ -1,0 +1,238 @@
+//! The IndexedDB layout of a store (docs/FORMAT.md, "At-rest layout"), and
+//! the conversion of its records to and from JavaScript values.
+
+use crate::error::{Error, Result};
+use crate::page::{Page, PageMeta};
+use crate::state::{AggregateState, Head, IdempotencyEntry, Identity};
+use js_sys::{Array, Object, Reflect, Uint8Array};
+use wasm_bindgen::{JsCast, JsValue};
+
+/// Database names are `annal:` + the store name, so they never collide
+/// with an app's own databases.
+pub(crate) const DB_PREFIX: &str = "annal:";
+/// The IndexedDB version of this layout. Raised by each migration.
+pub(crate) const LAYOUT_VERSION: u32 = 1;
+
+pub(crate) const META: &str = "meta";
+pub(crate) const PAGES: &str = "pages";
+pub(crate) const AGGREGATES: &str = "aggregates";
+pub(crate) const IDEMPOTENCY: &str = "idempotency";
+pub(crate) const ALL_STORES: [&str; 4] = [META, PAGES, AGGREGATES, IDEMPOTENCY];
+
+pub(crate) const META_STORE_KEY: &str = "store";
+pub(crate) const META_HEAD_KEY: &str = "head";
+
+pub(crate) const BY_AGGREGATE_ID: &str = "by_aggregate_id";
+pub(crate) const BY_AGGREGATE_TYPE: &str = "by_aggregate_type";
+pub(crate) const BY_EVENT_TYPE: &str = "by_event_type";
+pub(crate) const BY_TIME_BUCKET: &str = "by_time_bucket";
+
+fn set(obj: &Object, key: &str, value: &JsValue) {
+    // Setting a property on a fresh plain object cannot fail.
+    let _ = Reflect::set(obj, &JsValue::from_str(key), value);
+}
+
+fn get(obj: &JsValue, key: &str) -> Option<JsValue> {
+    Reflect::get(obj, &JsValue::from_str(key))
+        .ok()
+        .filter(|v| !v.is_undefined() && !v.is_null())
+}
+
+fn corrupt(what: &str, field: &str) -> Error {
+    Error::new(
+        crate::error::ErrorCode::Tampered,
+        format!(
+            "the stored {what} record has no valid {field}; run verify() and restore from a backup"
+        ),
+    )
+}
+
+fn get_str(obj: &JsValue, what: &str, key: &str) -> Result<String> {
+    get(obj, key)
+        .and_then(|v| v.as_string())
+        .ok_or_else(|| corrupt(what, key))
+}
+
+fn get_u64(obj: &JsValue, what: &str, key: &str) -> Result<u64> {
+    get(obj, key)
+        .and_then(|v| v.as_f64())
+        .filter(|f| f.fract() == 0.0 && *f >= 0.0 && *f <= crate::payload::MAX_SAFE_INTEGER as f64)
+        .map(|f| f as u64)
+        .ok_or_else(|| corrupt(what, key))
+}
+
+fn strings(list: &[String]) -> JsValue {
+    list.iter()
+        .map(|s| JsValue::from_str(s))
+        .collect::<Array>()
+        .into()
+}
+
+fn get_strings(obj: &JsValue, what: &str, key: &str) -> Result<Vec<String>> {
+    let value = get(obj, key).ok_or_else(|| corrupt(what, key))?;
+    let array: &Array = value.dyn_ref().ok_or_else(|| corrupt(what, key))?;
+    array
+        .iter()
+        .map(|v| v.as_string().ok_or_else(|| corrupt(what, key)))
+        .collect()
+}
+
+/// The `meta` record `"store"`.
+pub(crate) fn identity_to_js(identity: &Identity, created_at: &str) -> JsValue {
+    let o = Object::new();
+    set(&o, "layout", &JsValue::from(LAYOUT_VERSION));
+    set(&o, "format", &JsValue::from_str(crate::envelope::FORMAT));
+    set(&o, "store_id", &JsValue::from_str(&identity.store_id));
+    set(&o, "tenant_id", &JsValue::from_str(&identity.tenant_id));
+    set(&o, "user_id", &JsValue::from_str(&identity.user_id));
+    set(&o, "device_id", &JsValue::from_str(&identity.device_id));
+    set(&o, "created_at", &JsValue::from_str(created_at));
+    o.into()
+}
+
+pub(crate) fn identity_from_js(v: &JsValue) -> Result<Identity> {
+    let layout = get_u64(v, "store", "layout")?;
+    if layout != u64::from(LAYOUT_VERSION) {
+        return Err(Error::new(
+            crate::error::ErrorCode::Schema,
+            format!("this store uses annal layout {layout}, and this version of annal reads layout {LAYOUT_VERSION}; upgrade the app"),
+        ));
+    }
+    Ok(Identity {
+        store_id: get_str(v, "store", "store_id")?,
+        tenant_id: get_str(v, "store", "tenant_id")?,
+        user_id: get_str(v, "store", "user_id")?,
+        device_id: get_str(v, "store", "device_id")?,
+    })
+}
+
+/// The `meta` record `"head"`.
+pub(crate) fn head_to_js(head: &Head) -> JsValue {
+    let o = Object::new();
+    set(&o, "device_seq", &JsValue::from(head.device_seq as f64));
+    set(&o, "hash", &JsValue::from_str(&head.hash));
+    o.into()
+}
+
+pub(crate) fn head_from_js(v: &JsValue) -> Result<Option<Head>> {
+    if v.is_undefined() || v.is_null() {
+        return Ok(None);
+    }
+    Ok(Some(Head {
+        device_seq: get_u64(v, "head", "device_seq")?,
+        hash: get_str(v, "head", "hash")?,
+    }))
+}
+
+/// A `pages` record.
+pub(crate) fn page_to_js(page: &Page) -> JsValue {
+    let m = &page.meta;
+    let o = Object::new();
+    set(
+        &o,
+        "first_device_seq",
+        &JsValue::from(m.first_device_seq as f64),
+    );
+    set(
+        &o,
+        "last_device_seq",
+        &JsValue::from(m.last_device_seq as f64),
+    );
+    set(&o, "aggregate_ids", &strings(&m.aggregate_ids));
+    set(&o, "aggregate_types", &strings(&m.aggregate_types));
+    set(&o, "event_types", &strings(&m.event_types));
+    let buckets: Array = m
+        .time_buckets
+        .iter()
+        .map(|b| JsValue::from(*b as f64))
+        .collect();
+    set(&o, "time_buckets", &buckets);
+    set(&o, "records", &Uint8Array::from(page.records.as_slice()));
+    o.into()
+}
+
+/// The packed records of a `pages` record.
+pub(crate) fn page_records_from_js(v: &JsValue) -> Result<Vec<u8>> {
+    let records = get(v, "records").ok_or_else(|| corrupt("page", "records"))?;
+    let bytes: &Uint8Array = records
+        .dyn_ref()
+        .ok_or_else(|| corrupt("page", "records"))?;
+    Ok(bytes.to_vec())
+}
+
+/// A whole `pages` record.
+pub(crate) fn page_from_js(v: &JsValue) -> Result<Page> {
+    let buckets = get(v, "time_buckets").ok_or_else(|| corrupt("page", "time_buckets"))?;
+    let buckets: &Array = buckets
+        .dyn_ref()
+        .ok_or_else(|| corrupt("page", "time_buckets"))?;
+    let time_buckets = buckets
+        .iter()
+        .map(|b| {
+            b.as_f64()
+                .map(|f| f as i64)
+                .ok_or_else(|| corrupt("page", "time_buckets"))
+        })
+        .collect::<Result<Vec<i64>>>()?;
+    Ok(Page {
+        meta: PageMeta {
+            first_device_seq: get_u64(v, "page", "first_device_seq")?,
+            last_device_seq: get_u64(v, "page", "last_device_seq")?,
+            aggregate_ids: get_strings(v, "page", "aggregate_ids")?,
+            aggregate_types: get_strings(v, "page", "aggregate_types")?,
+            event_types: get_strings(v, "page", "event_types")?,
+            time_buckets,
+        },
+        records: page_records_from_js(v)?,
+    })
+}
+
+/// An `aggregates` record.
+pub(crate) fn aggregate_to_js(a: &AggregateState) -> JsValue {
+    let o = Object::new();
+    set(&o, "aggregate_type", &JsValue::from_str(&a.aggregate_type));
+    set(&o, "version", &JsValue::from(a.version as f64));
+    set(
+        &o,
+        "last_device_seq",
+        &JsValue::from(a.last_device_seq as f64),
+    );
+    o.into()
+}
+
+pub(crate) fn aggregate_from_js(v: &JsValue) -> Result<Option<AggregateState>> {
+    if v.is_undefined() || v.is_null() {
+        return Ok(None);
+    }
+    Ok(Some(AggregateState {
+        aggregate_type: get_str(v, "aggregate", "aggregate_type")?,
+        version: get_u64(v, "aggregate", "version")?,
+        last_device_seq: get_u64(v, "aggregate", "last_device_seq")?,
+    }))
+}
+
+/// An `idempotency` record.
+pub(crate) fn idempotency_to_js(e: &IdempotencyEntry) -> JsValue {
+    let o = Object::new();
+    set(&o, "device_seq", &JsValue::from(e.device_seq as f64));
+    set(&o, "fingerprint", &JsValue::from_str(&e.fingerprint));
+    o.into()
+}
+
+pub(crate) fn idempotency_from_js(v: &JsValue) -> Result<Option<IdempotencyEntry>> {
+    if v.is_undefined() || v.is_null() {
+        return Ok(None);
+    }
+    Ok(Some(IdempotencyEntry {
+        device_seq: get_u64(v, "idempotency", "device_seq")?,
+        fingerprint: get_str(v, "idempotency", "fingerprint")?,
+    }))
+}
+
+/// The key and packed records of a `pages` record, without its metadata.
+pub(crate) fn page_key_and_records(v: &JsValue) -> Result<(u64, Vec<u8>)> {
+    Ok((
+        get_u64(v, "page", "first_device_seq")?,
+        page_records_from_js(v)?,
+    ))
+}

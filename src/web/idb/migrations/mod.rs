@@ -1,0 +1,16 @@
+//! One file per layout step. `upgrade` runs every step between the
+//! database's version and [`super::layout::LAYOUT_VERSION`], inside the
+//! browser's `versionchange` transaction.
+
+mod v0_to_v1;
+
+use crate::error::Result;
+use web_sys::IdbDatabase;
+
+/// Brings a database from `old_version` to the current layout.
+pub(crate) fn upgrade(db: &IdbDatabase, old_version: u32) -> Result<()> {
+    if old_version < 1 {
+        v0_to_v1::apply(db)?;
+    }
+    Ok(())
+}

@@ -1,0 +1,17 @@
+//! The browser layer: IndexedDB storage, group commit, JavaScript value
+//! conversion and the exported API. Only this module knows `JsValue`.
+
+mod api;
+mod append;
+mod group_commit;
+mod idb;
+mod js_error;
+mod js_json;
+mod options;
+mod platform;
+mod read;
+mod scan;
+mod store;
+
+pub use api::{Cursor, Store};
+pub use platform::{BrowserClock, BrowserEntropy};

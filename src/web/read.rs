@@ -1,0 +1,300 @@
+//! Reading events: query plans over the page store and its indexes, read in
+//! batches so that a log of any size streams through bounded memory.
+
+use super::idb::layout::{
+    self, AGGREGATES, BY_AGGREGATE_ID, BY_AGGREGATE_TYPE, BY_EVENT_TYPE, BY_TIME_BUCKET, META,
+    META_HEAD_KEY, PAGES,
+};
+use super::idb::txn::{pending, request, Txn};
+use super::store::IdbStore;
+use crate::error::{Error, Result};
+use crate::filter::Filter;
+use crate::page::{self, TIME_BUCKET_MS};
+use crate::record::Record;
+use js_sys::Array;
+use std::rc::Rc;
+use wasm_bindgen::{JsCast, JsValue};
+use web_sys::{IdbCursorDirection, IdbCursorWithValue, IdbKeyRange, IdbObjectStore};
+
+/// Pages fetched per read transaction.
+const PAGES_PER_READ: u32 = 64;
+
+fn key(n: u64) -> JsValue {
+    JsValue::from(n as f64)
+}
+
+fn range(lo: u64, hi: u64) -> Result<JsValue> {
+    IdbKeyRange::bound(&key(lo), &key(hi))
+        .map(Into::into)
+        .map_err(super::idb::errors::from_dom)
+}
+
+enum Plan {
+    /// Pages in key order from `lo` to `hi`.
+    Range { lo: u64, hi: u64 },
+    /// These page keys, in this order.
+    Keys { keys: Vec<u64>, next: usize },
+}
+
+/// A paged reader over the events matching a filter. The newest event at
+/// the first read bounds the whole iteration, so every page sees the same
+/// log.
+pub(crate) struct EventCursor {
+    store: Rc<IdbStore>,
+    filter: Filter,
+    plan: Option<Plan>,
+    emitted: usize,
+    done: bool,
+}
+
+impl EventCursor {
+    pub(crate) fn new(store: Rc<IdbStore>, filter: Filter) -> Self {
+        EventCursor {
+            store,
+            filter,
+            plan: None,
+            emitted: 0,
+            done: false,
+        }
+    }
+
+    /// The next non-empty batch of events, or `None` at the end.
+    pub(crate) async fn next_batch(&mut self) -> Result<Option<Vec<Record>>> {
+        loop {
+            let left = self
+                .filter
+                .limit
+                .map_or(usize::MAX, |l| l.saturating_sub(self.emitted));
+            if self.done || left == 0 {
+                self.done = true;
+                return Ok(None);
+            }
+            if self.plan.is_none() {
+                self.plan = Some(self.plan_query().await?);
+            }
+            let pages = self.read_pages().await?;
+            let mut out = Vec::new();
+            for (first, bytes) in pages {
+                let mut records = page::read_checked(first, &bytes)?;
+                if self.filter.reverse {
+                    records.reverse();
+                }
+                out.extend(
+                    records
+                        .into_iter()
+                        .filter(|r| self.filter.matches(&r.envelope))
+                        .take(left - out.len()),
+                );
+                if out.len() == left {
+                    break;
+                }
+            }
+            self.emitted += out.len();
+            if !out.is_empty() {
+                return Ok(Some(out));
+            }
+        }
+    }
+
+    /// Every remaining event.
+    pub(crate) async fn collect(&mut self) -> Result<Vec<Record>> {
+        let mut all = Vec::new();
+        while let Some(batch) = self.next_batch().await? {
+            all.extend(batch);
+        }
+        Ok(all)
+    }
+
+    async fn plan_query(&mut self) -> Result<Plan> {
+        let f = &self.filter;
+        let txn = Txn::begin(
+            self.store.db()?,
+            &[META, PAGES],
+            false,
+            self.store.durability,
+        )?;
+        let pages = txn.store(PAGES)?;
+        let head = request(txn.store(META)?.get(&JsValue::from_str(META_HEAD_KEY))).await?;
+        let head_seq = layout::head_from_js(&head)?.map_or(0, |h| h.device_seq);
+        let hi = f.to_seq.map_or(head_seq, |t| t.min(head_seq));
+        let lo = match f.from_seq {
+            Some(from) => page_containing(&pages, from).await?.unwrap_or(from),
+            None => 0,
+        };
+        if hi == 0 || lo > hi {
+            self.done = true;
+            return Ok(Plan::Keys {
+                keys: Vec::new(),
+                next: 0,
+            });
+        }
+        let indexed: Option<(&str, JsValue)> = if let Some(id) = &f.aggregate_id {
+            Some((
+                BY_AGGREGATE_ID,
+                IdbKeyRange::only(&JsValue::from_str(id))
+                    .map_err(super::idb::errors::from_dom)?
+                    .into(),
+            ))
+        } else if let Some(t) = &f.event_type {
+            Some((
+                BY_EVENT_TYPE,
+                IdbKeyRange::only(&JsValue::from_str(t))
+                    .map_err(super::idb::errors::from_dom)?
+                    .into(),
+            ))
+        } else if let Some(t) = &f.aggregate_type {
+            Some((
+                BY_AGGREGATE_TYPE,
+                IdbKeyRange::only(&JsValue::from_str(t))
+                    .map_err(super::idb::errors::from_dom)?
+                    .into(),
+            ))
+        } else if f.since_ms.is_some() || f.until_ms.is_some() {
+            let from = f
+                .since_ms
+                .map_or(f64::MIN, |s| s.div_euclid(TIME_BUCKET_MS) as f64);
+            let to = f
+                .until_ms
+                .map_or(f64::MAX, |u| (u - 1).div_euclid(TIME_BUCKET_MS) as f64);
+            if from > to {
+                self.done = true;
+                return Ok(Plan::Keys {
+                    keys: Vec::new(),
+                    next: 0,
+                });
+            }
+            let r = IdbKeyRange::bound(&JsValue::from(from), &JsValue::from(to))
+                .map_err(super::idb::errors::from_dom)?;
+            Some((BY_TIME_BUCKET, r.into()))
+        } else {
+            None
+        };
+        let mut keys: Vec<u64> = match indexed {
+            None if !f.reverse => return Ok(Plan::Range { lo, hi }),
+            None => keys_of(request(pages.get_all_keys_with_key(&range(lo, hi)?)).await?),
+            Some((index, query)) => {
+                let index = pages.index(index).map_err(super::idb::errors::from_dom)?;
+                let mut keys = keys_of(request(index.get_all_keys_with_key(&query)).await?);
+                keys.retain(|k| (lo..=hi).contains(k));
+                keys.sort_unstable();
+                keys.dedup();
+                keys
+            }
+        };
+        if f.reverse {
+            keys.reverse();
+        }
+        Ok(Plan::Keys { keys, next: 0 })
+    }
+
+    async fn read_pages(&mut self) -> Result<Vec<(u64, Vec<u8>)>> {
+        let txn = Txn::begin(self.store.db()?, &[PAGES], false, self.store.durability)?;
+        let pages = txn.store(PAGES)?;
+        let mut out = Vec::new();
+        match self.plan.as_mut() {
+            Some(Plan::Range { lo, hi }) => {
+                let values =
+                    request(pages.get_all_with_key_and_limit(&range(*lo, *hi)?, PAGES_PER_READ))
+                        .await?;
+                let values: Array = values.unchecked_into();
+                for v in values.iter() {
+                    out.push(layout::page_key_and_records(&v)?);
+                }
+                match out.last() {
+                    Some((first, _)) if out.len() == PAGES_PER_READ as usize => *lo = first + 1,
+                    _ => self.done = true,
+                }
+            }
+            Some(Plan::Keys { keys, next }) => {
+                let end = (*next + PAGES_PER_READ as usize).min(keys.len());
+                let reads = keys[*next..end]
+                    .iter()
+                    .map(|k| pending(pages.get(&key(*k))))
+                    .collect::<Result<Vec<_>>>()?;
+                *next = end;
+                if end == keys.len() {
+                    self.done = true;
+                }
+                for read in reads {
+                    let v = read.result().await?;
+                    if !v.is_undefined() {
+                        out.push(layout::page_key_and_records(&v)?);
+                    }
+                }
+            }
+            None => self.done = true,
+        }
+        Ok(out)
+    }
+}
+
+fn keys_of(value: JsValue) -> Vec<u64> {
+    let array: Array = value.unchecked_into();
+    array
+        .iter()
+        .filter_map(|k| k.as_f64())
+        .map(|k| k as u64)
+        .collect()
+}
+
+/// The key of the page holding `device_seq`: the greatest key ≤ it.
+async fn page_containing(pages: &IdbObjectStore, device_seq: u64) -> Result<Option<u64>> {
+    let upper = IdbKeyRange::upper_bound(&key(device_seq)).map_err(super::idb::errors::from_dom)?;
+    let cursor =
+        request(pages.open_key_cursor_with_range_and_direction(&upper, IdbCursorDirection::Prev))
+            .await?;
+    if cursor.is_null() || cursor.is_undefined() {
+        return Ok(None);
+    }
+    let cursor: web_sys::IdbCursor = cursor.unchecked_into();
+    Ok(cursor
+        .primary_key()
+        .ok()
+        .and_then(|k| k.as_f64())
+        .map(|k| k as u64))
+}
+
+impl IdbStore {
+    /// The event at `device_seq`.
+    pub(crate) async fn get(&self, device_seq: u64) -> Result<Record> {
+        let txn = Txn::begin(self.db()?, &[PAGES], false, self.durability)?;
+        let pages = txn.store(PAGES)?;
+        let upper =
+            IdbKeyRange::upper_bound(&key(device_seq)).map_err(super::idb::errors::from_dom)?;
+        let cursor =
+            request(pages.open_cursor_with_range_and_direction(&upper, IdbCursorDirection::Prev))
+                .await?;
+        let missing = || Error::storage(format!("event {device_seq} is not in the store"));
+        let cursor: IdbCursorWithValue = cursor.dyn_into().map_err(|_| missing())?;
+        let (first, bytes) =
+            layout::page_key_and_records(&cursor.value().map_err(super::idb::errors::from_dom)?)?;
+        page::read_checked(first, &bytes)?
+            .into_iter()
+            .find(|r| r.envelope.device_seq == device_seq)
+            .ok_or_else(missing)
+    }
+
+    /// An aggregate's version and events, read in one transaction so the
+    /// two agree.
+    pub(crate) async fn aggregate(&self, aggregate_id: &str) -> Result<(u64, Vec<Record>)> {
+        let txn = Txn::begin(self.db()?, &[AGGREGATES, PAGES], false, self.durability)?;
+        let state = pending(txn.store(AGGREGATES)?.get(&JsValue::from_str(aggregate_id)))?;
+        let index = txn
+            .store(PAGES)?
+            .index(BY_AGGREGATE_ID)
+            .map_err(super::idb::errors::from_dom)?;
+        let pages = pending(index.get_all_with_key(&JsValue::from_str(aggregate_id)))?;
+        let version = layout::aggregate_from_js(&state.result().await?)?.map_or(0, |a| a.version);
+        let pages: Array = pages.result().await?.unchecked_into();
+        let mut events = Vec::new();
+        for page in pages.iter() {
+            let (first, bytes) = layout::page_key_and_records(&page)?;
+            events.extend(
+                page::read_checked(first, &bytes)?
+                    .into_iter()
+                    .filter(|r| r.envelope.aggregate_id == aggregate_id),
+            );
+        }
+        Ok((version, events))
+    }
+}

@@ -1,0 +1,145 @@
+//! Whole-log scans: `verify()` and `exportAudit()`.
+//!
+//! Pages are read in batches, each in its own short read transaction, so a
+//! long scan never holds up appends. The batch that reaches the end of the
+//! log also reads the head and the aggregate index, so the scan ends on one
+//! consistent snapshot however many events were appended meanwhile.
+
+use super::idb::errors::from_dom;
+use super::idb::layout::{self, AGGREGATES, META, META_HEAD_KEY, PAGES};
+use super::idb::txn::{pending, request, Txn};
+use super::store::IdbStore;
+use crate::chain::{ChainVerifier, VerifyReport};
+use crate::error::Result;
+use crate::page::{self, Page};
+use crate::state::{AggregateState, Head};
+use js_sys::Array;
+use std::collections::HashMap;
+use wasm_bindgen::{JsCast, JsValue};
+use web_sys::IdbKeyRange;
+
+const PAGES_PER_SCAN: u32 = 64;
+/// `verify()` reports progress at least this often, in events.
+const PROGRESS_EVERY: u64 = 1000;
+
+/// The derived records read together with the last batch of pages.
+struct Tail {
+    head: Head,
+    aggregates: HashMap<String, AggregateState>,
+}
+
+impl IdbStore {
+    /// Reads every page in key order, handing each batch to `visit`, and
+    /// returns the head and aggregate index as of the last batch. `visit`
+    /// returns false to stop early (then no tail is read).
+    async fn scan(&self, mut visit: impl FnMut(&[Page]) -> bool) -> Result<Option<Tail>> {
+        let mut lo = 0.0;
+        loop {
+            let txn = Txn::begin(
+                self.db()?,
+                &[META, AGGREGATES, PAGES],
+                false,
+                self.durability,
+            )?;
+            let range = IdbKeyRange::lower_bound(&JsValue::from(lo)).map_err(from_dom)?;
+            let values: Array = request(
+                txn.store(PAGES)?
+                    .get_all_with_key_and_limit(&range, PAGES_PER_SCAN),
+            )
+            .await?
+            .unchecked_into();
+            let last_batch = values.length() < PAGES_PER_SCAN;
+            // Issue the tail reads before any parsing, while the
+            // transaction is certainly still active.
+            let tail_reads = if last_batch {
+                let aggregates = txn.store(AGGREGATES)?;
+                Some((
+                    pending(txn.store(META)?.get(&JsValue::from_str(META_HEAD_KEY)))?,
+                    pending(aggregates.get_all_keys())?,
+                    pending(aggregates.get_all())?,
+                ))
+            } else {
+                None
+            };
+            let pages = values
+                .iter()
+                .map(|v| layout::page_from_js(&v))
+                .collect::<Result<Vec<Page>>>()?;
+            if let Some(last) = pages.last() {
+                lo = last.meta.first_device_seq as f64 + 1.0;
+            }
+            let keep_going = visit(&pages);
+            if let Some((head, keys, values)) = tail_reads {
+                let head = layout::head_from_js(&head.result().await?)?.unwrap_or_default();
+                let keys: Array = keys.result().await?.unchecked_into();
+                let values: Array = values.result().await?.unchecked_into();
+                let mut aggregates = HashMap::new();
+                for (k, v) in keys.iter().zip(values.iter()) {
+                    if let (Some(id), Some(state)) = (k.as_string(), layout::aggregate_from_js(&v)?)
+                    {
+                        aggregates.insert(id, state);
+                    }
+                }
+                return Ok(keep_going.then_some(Tail { head, aggregates }));
+            }
+            if !keep_going {
+                return Ok(None);
+            }
+        }
+    }
+
+    /// Recomputes every hash and link and checks the head and indexes.
+    /// `progress(checked, total)` is called after each batch.
+    pub(crate) async fn verify(&self, progress: &dyn Fn(u64, u64)) -> Result<VerifyReport> {
+        let total = self.head().await?.device_seq;
+        let mut verifier = ChainVerifier::new(self.identity.expected());
+        let mut reported = 0;
+        let tail = self
+            .scan(|pages| {
+                for p in pages {
+                    if verifier.is_broken() {
+                        break;
+                    }
+                    verifier.feed_page(&p.meta, &p.records);
+                    if verifier.checked() >= reported + PROGRESS_EVERY {
+                        reported = verifier.checked();
+                        progress(reported, total.max(reported));
+                    }
+                }
+                !verifier.is_broken()
+            })
+            .await?;
+        let checked = verifier.checked();
+        if checked > reported || checked == 0 {
+            progress(checked, total.max(checked));
+        }
+        Ok(match tail {
+            Some(t) => verifier.finish(Some(&t.head), Some(&t.aggregates)),
+            None => verifier.finish(None, None),
+        })
+    }
+
+    /// The audit document, as chunks of text in order.
+    pub(crate) async fn export_audit(&self, exported_at: &str) -> Result<Vec<String>> {
+        let mut chunks = vec![crate::audit::begin(&self.identity, exported_at)];
+        let mut first = true;
+        let tail = self
+            .scan(|pages| {
+                let mut chunk = String::new();
+                for p in pages {
+                    // A damaged page is exported as far as it can be split,
+                    // so the verifier can point at the damage.
+                    for raw in page::decode(&p.records).unwrap_or_default() {
+                        chunk.push_str(&crate::audit::event(first, &raw));
+                        first = false;
+                    }
+                }
+                chunks.push(chunk);
+                true
+            })
+            .await?;
+        let head = tail.map(|t| t.head).unwrap_or_default();
+        chunks.push(crate::audit::end(&head));
+        Ok(chunks)
+    }
+}

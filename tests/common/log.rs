@@ -1,0 +1,337 @@
+//! Appending, reading, verifying and exporting.
+
+use super::*;
+use futures::future::join_all;
+use wasm_bindgen_futures::JsFuture;
+use wasm_bindgen_test::wasm_bindgen_test;
+
+#[wasm_bindgen_test]
+async fn appends_read_back_in_device_order_and_verify() {
+    let store = fresh("log-basic").await;
+    let a = store
+        .append(event("d-1", r#"{"pain":3,"note":"héllo"}"#))
+        .await
+        .unwrap();
+    let b = store.append(event("d-2", r#"{"pain":4}"#)).await.unwrap();
+    let c = store.append(event("d-1", r#"{"pain":2}"#)).await.unwrap();
+    assert_eq!(
+        [
+            num(&a, "deviceSeq"),
+            num(&b, "deviceSeq"),
+            num(&c, "deviceSeq")
+        ],
+        [1.0, 2.0, 3.0]
+    );
+    assert_eq!(get(&b, "prevHash"), get(&a, "hash"));
+    assert_eq!(num(&c, "aggregateVersion"), 2.0);
+    assert_eq!(
+        get(&get(&a, "payload"), "note").as_string().unwrap(),
+        "héllo"
+    );
+
+    let all = items(&store.events(JsValue::UNDEFINED).await.unwrap());
+    assert_eq!(all.len(), 3);
+    assert_eq!(get(&all[2], "hash"), get(&c, "hash"));
+
+    let agg = store.aggregate("d-1".into()).await.unwrap();
+    assert_eq!(num(&agg, "version"), 2.0);
+    assert_eq!(items(&get(&agg, "events")).len(), 2);
+
+    let head = store.head().await.unwrap();
+    assert_eq!(num(&head, "deviceSeq"), 3.0);
+    assert_eq!(get(&head, "hash"), get(&c, "hash"));
+
+    let report = store.verify(JsValue::UNDEFINED).await.unwrap();
+    assert_eq!(get(&report, "ok"), JsValue::TRUE);
+    assert_eq!(num(&report, "checked"), 3.0);
+}
+
+#[wasm_bindgen_test]
+async fn a_batch_with_one_bad_event_writes_nothing() {
+    let store = fresh("log-batch").await;
+    store.append(event("d-1", "{}")).await.unwrap();
+    let conflicting = event("d-1", "{}");
+    put(&conflicting, "expectedVersion", 5.into());
+    let batch: js_sys::Array = [event("d-2", "{}"), conflicting, event("d-3", "{}")]
+        .iter()
+        .collect();
+    let err = expect_code(
+        store.append_batch(batch.into()).await,
+        "ANNAL_VERSION_CONFLICT",
+    );
+    assert_eq!(
+        get(&err, "field").as_string().as_deref(),
+        Some("expectedVersion")
+    );
+
+    let invalid: js_sys::Array = [event("d-2", "{}"), event("d-3", "[]")].iter().collect();
+    let err = expect_code(store.append_batch(invalid.into()).await, "ANNAL_VALIDATION");
+    assert_eq!(
+        get(&err, "field").as_string().as_deref(),
+        Some("[1].payload")
+    );
+
+    assert_eq!(
+        items(&store.events(JsValue::UNDEFINED).await.unwrap()).len(),
+        1
+    );
+    assert_eq!(num(&store.head().await.unwrap(), "deviceSeq"), 1.0);
+    let ok: js_sys::Array = [event("d-2", "{}"), event("d-3", "{}")].iter().collect();
+    assert_eq!(
+        items(&store.append_batch(ok.into()).await.unwrap()).len(),
+        2
+    );
+    assert_eq!(
+        get(&store.verify(JsValue::UNDEFINED).await.unwrap(), "ok"),
+        JsValue::TRUE
+    );
+}
+
+#[wasm_bindgen_test]
+async fn group_commit_fails_only_the_bad_append() {
+    let store = fresh("log-group").await;
+    store.append(event("shared", "{}")).await.unwrap();
+    let mut drafts: Vec<JsValue> = (0..64)
+        .map(|i| event(&format!("agg-{i}"), &format!(r#"{{"i":{i}}}"#)))
+        .collect();
+    // One append fails inside the shared transaction (a version conflict)...
+    put(&drafts[20], "aggregateId", "shared".into());
+    put(&drafts[20], "expectedVersion", 9.into());
+    // ...and one before it (invalid input).
+    put(&drafts[41], "payload", js("[1]"));
+    let results = join_all(drafts.drain(..).map(|d| store.append(d))).await;
+    let failed: Vec<usize> = results
+        .iter()
+        .enumerate()
+        .filter(|(_, r)| r.is_err())
+        .map(|(i, _)| i)
+        .collect();
+    assert_eq!(failed, [20, 41]);
+    assert_eq!(
+        get(results[20].as_ref().unwrap_err(), "code")
+            .as_string()
+            .unwrap(),
+        "ANNAL_VERSION_CONFLICT"
+    );
+    assert_eq!(
+        get(results[41].as_ref().unwrap_err(), "code")
+            .as_string()
+            .unwrap(),
+        "ANNAL_VALIDATION"
+    );
+    let mut seqs: Vec<f64> = results
+        .iter()
+        .filter_map(|r| r.as_ref().ok())
+        .map(|e| num(e, "deviceSeq"))
+        .collect();
+    seqs.sort_by(f64::total_cmp);
+    assert_eq!(seqs, (2..=63).map(f64::from).collect::<Vec<_>>());
+    assert_eq!(
+        get(&store.verify(JsValue::UNDEFINED).await.unwrap(), "ok"),
+        JsValue::TRUE
+    );
+}
+
+#[wasm_bindgen_test]
+async fn filters_select_limit_and_reverse() {
+    let store = fresh("log-filter").await;
+    let batch: js_sys::Array = (0..30)
+        .map(|i| {
+            let kind = if i < 10 { "early" } else { "late" };
+            let e = event(&format!("{kind}-{}", i % 3), &format!(r#"{{"i":{i}}}"#));
+            put(
+                &e,
+                "eventType",
+                if i % 2 == 0 { "even" } else { "odd" }.into(),
+            );
+            put(&e, "aggregateType", kind.into());
+            e
+        })
+        .collect();
+    store.append_batch(batch.into()).await.unwrap();
+    store.append(event("a9", "{}")).await.unwrap();
+    assert_eq!(num(&store.head().await.unwrap(), "deviceSeq"), 31.0);
+    let count = |filter: &str| {
+        let f = js(filter);
+        let store = &store;
+        async move { items(&store.events(f).await.unwrap()) }
+    };
+    assert_eq!(count(r#"{"eventType":"odd"}"#).await.len(), 15);
+    assert_eq!(count(r#"{"aggregateId":"late-1"}"#).await.len(), 7);
+    assert_eq!(count(r#"{"aggregateType":"early"}"#).await.len(), 10);
+    assert_eq!(
+        count(r#"{"aggregateType":"late","eventType":"even"}"#)
+            .await
+            .len(),
+        10
+    );
+    let range = count(r#"{"fromSeq":5,"toSeq":9}"#).await;
+    assert_eq!(
+        range
+            .iter()
+            .map(|e| num(e, "deviceSeq"))
+            .collect::<Vec<_>>(),
+        [5.0, 6.0, 7.0, 8.0, 9.0]
+    );
+    let last = count(r#"{"reverse":true,"limit":3}"#).await;
+    assert_eq!(
+        last.iter().map(|e| num(e, "deviceSeq")).collect::<Vec<_>>(),
+        [31.0, 30.0, 29.0]
+    );
+    let odd_last = count(r#"{"eventType":"odd","reverse":true,"limit":2}"#).await;
+    assert_eq!(
+        odd_last
+            .iter()
+            .map(|e| num(e, "deviceSeq"))
+            .collect::<Vec<_>>(),
+        [30.0, 28.0]
+    );
+    let now = js_sys::Date::now();
+    assert_eq!(
+        count(&format!(r#"{{"since":{}}}"#, now - 60_000.0))
+            .await
+            .len(),
+        31
+    );
+    assert_eq!(
+        count(&format!(r#"{{"until":{}}}"#, now - 60_000.0))
+            .await
+            .len(),
+        0
+    );
+    assert_eq!(
+        count(&format!(
+            r#"{{"since":{},"aggregateId":"a9"}}"#,
+            now + 60_000.0
+        ))
+        .await
+        .len(),
+        0
+    );
+    assert_eq!(
+        count(r#"{"since":"2000-01-01T00:00:00.000Z","until":"2999-01-01T00:00:00.000Z"}"#)
+            .await
+            .len(),
+        31
+    );
+}
+
+#[wasm_bindgen_test]
+async fn iterate_reads_a_large_log_in_pages() {
+    let store = fresh("log-iterate").await;
+    let filler = "x".repeat(900);
+    for chunk in 0..5 {
+        let batch: js_sys::Array = (0..1000)
+            .map(|i| {
+                event(
+                    &format!("p{}", i % 10),
+                    &format!(r#"{{"i":{},"pad":"{filler}"}}"#, chunk * 1000 + i),
+                )
+            })
+            .collect();
+        store.append_batch(batch.into()).await.unwrap();
+    }
+    let cursor = store.iterate(JsValue::UNDEFINED).unwrap();
+    let mut seen = Vec::new();
+    let mut batches = 0;
+    loop {
+        let page = cursor.next().await.unwrap();
+        if page.is_null() {
+            break;
+        }
+        batches += 1;
+        seen.extend(items(&page).iter().map(|e| num(e, "deviceSeq") as u64));
+    }
+    assert_eq!(seen, (1..=5000).collect::<Vec<u64>>());
+    assert!(batches > 1, "a 5,000-event log came back in one piece");
+    let report = store.verify(JsValue::UNDEFINED).await.unwrap();
+    assert_eq!(
+        (get(&report, "ok"), num(&report, "checked")),
+        (JsValue::TRUE, 5000.0)
+    );
+}
+
+#[wasm_bindgen_test]
+async fn idempotency_keys_return_the_stored_event() {
+    let store = fresh("log-idem").await;
+    let e = event("form", r#"{"a":1}"#);
+    put(&e, "idempotencyKey", "submit-1".into());
+    let first = store.append(e.clone()).await.unwrap();
+    let again = store.append(e.clone()).await.unwrap();
+    assert_eq!(get(&first, "hash"), get(&again, "hash"));
+    assert_eq!(num(&store.head().await.unwrap(), "deviceSeq"), 1.0);
+    put(&e, "payload", js(r#"{"a":2}"#));
+    let err = expect_code(store.append(e).await, "ANNAL_VALIDATION");
+    assert_eq!(
+        get(&err, "field").as_string().as_deref(),
+        Some("idempotencyKey")
+    );
+}
+
+#[wasm_bindgen_test]
+async fn the_audit_export_verifies_offline() {
+    let store = fresh("log-export").await;
+    for i in 0..5 {
+        store
+            .append(event(&format!("x{i}"), r#"{"n":[1.5,-0,"ü"]}"#))
+            .await
+            .unwrap();
+    }
+    let blob = store.export_audit().await.unwrap();
+    assert_eq!(blob.type_(), "application/json");
+    let text = JsFuture::from(blob.text())
+        .await
+        .unwrap()
+        .as_string()
+        .unwrap();
+    let outcome = annal::audit::check(&text, &Default::default()).unwrap();
+    assert!(outcome.report.ok);
+    assert_eq!(outcome.report.checked, 5);
+    let head = store.head().await.unwrap();
+    assert_eq!(get(&head, "hash").as_string().unwrap(), outcome.head.hash);
+}
+
+#[wasm_bindgen_test]
+async fn verify_reports_progress() {
+    let store = fresh("log-progress").await;
+    for _ in 0..3 {
+        let batch: js_sys::Array = (0..1000)
+            .map(|i| event("p", &format!(r#"{{"i":{i}}}"#)))
+            .collect();
+        store.append_batch(batch.into()).await.unwrap();
+    }
+    let calls = std::rc::Rc::new(std::cell::RefCell::new(Vec::new()));
+    let sink = calls.clone();
+    let callback = wasm_bindgen::closure::Closure::<dyn FnMut(f64, f64)>::new(
+        move |checked: f64, total: f64| {
+            sink.borrow_mut().push((checked, total));
+        },
+    );
+    let report = store.verify(callback.as_ref().clone()).await.unwrap();
+    assert_eq!(get(&report, "ok"), JsValue::TRUE);
+    let calls = calls.borrow();
+    assert!(calls.len() > 1, "{calls:?}");
+    assert_eq!(calls.last().copied(), Some((3000.0, 3000.0)));
+    assert!(calls.windows(2).all(|w| w[0].0 <= w[1].0));
+}
+
+#[wasm_bindgen_test]
+async fn persists_across_close_and_reopen() {
+    let store = fresh("log-reopen").await;
+    let id = get(&store.identity(), "deviceId");
+    store.append(event("d", "{}")).await.unwrap();
+    store.close();
+    let again = open("log-reopen").await;
+    assert_eq!(
+        get(&again.identity(), "deviceId"),
+        id,
+        "the device id is persisted"
+    );
+    assert_eq!(
+        items(&again.events(JsValue::UNDEFINED).await.unwrap()).len(),
+        1
+    );
+    let next = again.append(event("d", "{}")).await.unwrap();
+    assert_eq!(num(&next, "deviceSeq"), 2.0);
+    assert_eq!(num(&next, "aggregateVersion"), 2.0);
+}
