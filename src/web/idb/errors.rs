@@ -28,6 +28,10 @@ pub(crate) fn from_name(name: &str, message: &str) -> Error {
             ErrorCode::Closed,
             format!("the database connection is closed ({message}); open the store again"),
         ),
+        "SecurityError" => Error::storage(format!(
+            "IndexedDB is not available in this context ({message}); sandboxed frames, opaque origins and some \
+             privacy settings block it. Open the store from a same-origin page, worker or service worker"
+        )),
         "VersionError" => Error::new(
             ErrorCode::Schema,
             format!("the database was written by a newer version of annal ({message}); upgrade the app"),

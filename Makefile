@@ -1,0 +1,96 @@
+# The two commands of the README: `make demo` and `make test`. Both install
+# whatever is missing on a fresh Debian machine (Rust, Node and npm present)
+# and are cheap to rerun once everything is there.
+
+SHELL := /bin/bash
+.SHELLFLAGS := -eu -o pipefail -c
+.DEFAULT_GOAL := help
+
+export PATH := $(HOME)/.cargo/bin:$(PATH)
+export CHROMEDRIVER := /usr/bin/chromedriver
+export CHROMIUM := /usr/bin/chromium
+
+# wasm-bindgen-cli must match the wasm-bindgen crate exactly.
+WASM_BINDGEN_VERSION := $(shell sed -n '/^name = "wasm-bindgen"$$/{n;s/^version = "\(.*\)"$$/\1/p;}' Cargo.lock)
+PACKAGE_VERSION := $(shell node -p "require('./js/package.json').version")
+TARBALL := target/npm/annal-$(PACKAGE_VERSION).tgz
+
+.PHONY: help setup build demo test lint test-native test-wasm test-js clean
+
+help:
+	@echo "make demo   build and serve the demo on http://127.0.0.1:8080"
+	@echo "make test   lint and run every test (native, browser, package)"
+
+## Installation of missing tools ##############################################
+
+setup: .setup/apt .setup/rust .setup/wasm-bindgen-$(WASM_BINDGEN_VERSION) .setup/wasm-pack node_modules/.package-lock.json
+
+.setup/apt:
+	@mkdir -p .setup
+	@if ! command -v chromium >/dev/null || ! command -v chromedriver >/dev/null || ! command -v wasm-opt >/dev/null; then \
+	  echo "installing chromium, chromium-driver and binaryen"; \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium chromium-driver binaryen >/dev/null; \
+	fi
+	@touch $@
+
+.setup/rust:
+	@mkdir -p .setup
+	@rustup target list --installed | grep -qx wasm32-unknown-unknown || rustup target add wasm32-unknown-unknown
+	@rustup component list --installed | grep -q '^clippy' || rustup component add clippy
+	@rustup component list --installed | grep -q '^rustfmt' || rustup component add rustfmt
+	@touch $@
+
+.setup/wasm-bindgen-$(WASM_BINDGEN_VERSION):
+	@mkdir -p .setup
+	@if [ "$$(wasm-bindgen --version 2>/dev/null)" != "wasm-bindgen $(WASM_BINDGEN_VERSION)" ]; then \
+	  echo "installing wasm-bindgen-cli $(WASM_BINDGEN_VERSION) (a few minutes)"; \
+	  cargo install -q wasm-bindgen-cli --version $(WASM_BINDGEN_VERSION) --force; \
+	fi
+	@touch $@
+
+.setup/wasm-pack:
+	@mkdir -p .setup
+	@command -v wasm-pack >/dev/null || { echo "installing wasm-pack (a few minutes)"; cargo install -q wasm-pack; }
+	@touch $@
+
+node_modules/.package-lock.json: package.json package-lock.json
+	npm ci --no-audit --no-fund
+
+## Build ######################################################################
+
+# The npm package: wasm-pack output (pkg/, never committed) copied into
+# js/wasm, the TypeScript compiled into js/dist, and the packed tarball.
+build: setup
+	wasm-pack build --release --target web --out-dir pkg --out-name annal --no-pack
+	rm -rf js/wasm && mkdir -p js/wasm
+	cp -r pkg/annal.js pkg/annal.d.ts pkg/annal_bg.wasm pkg/annal_bg.wasm.d.ts pkg/snippets js/wasm/
+	rm -rf js/dist && npx tsc -p js/tsconfig.json
+	mkdir -p target/npm && rm -rf target/npm/package
+	npm pack ./js --pack-destination target/npm --silent >/dev/null
+	tar -xzf $(TARBALL) -C target/npm
+	cargo build -q --release -p annal-verify
+
+## The two commands ###########################################################
+
+demo: build
+	node www/serve.mjs --port 8080
+
+test: setup lint test-native test-wasm test-js
+
+lint:
+	cargo fmt --all --check
+	cargo clippy -q --workspace --all-targets -- -D warnings
+	cargo clippy -q --lib --tests --target wasm32-unknown-unknown -- -D warnings
+
+test-native:
+	cargo test -q --workspace
+
+# One test binary per context: window, dedicated worker, service worker.
+test-wasm:
+	wasm-pack test --headless --chrome --test window --test worker --test service_worker
+
+test-js: build
+	node --test --test-concurrency=1 tests/js/
+
+clean:
+	rm -rf pkg js/wasm js/dist target/npm .setup

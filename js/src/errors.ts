@@ -1,0 +1,131 @@
+/**
+ * Every error annal throws is an `AnnalError`: a real `Error` with a stable
+ * `code`, a message that says what to do, and where relevant the offending
+ * `field`, `deviceSeq` or `eventId`. Catch a subclass, or switch on `code`.
+ */
+
+/** The stable error codes. */
+export type ErrorCode =
+  | "ANNAL_VALIDATION"
+  | "ANNAL_VERSION_CONFLICT"
+  | "ANNAL_STORAGE"
+  | "ANNAL_QUOTA_EXCEEDED"
+  | "ANNAL_TAMPERED"
+  | "ANNAL_CLOSED"
+  | "ANNAL_SCHEMA"
+  | "ANNAL_INTERNAL";
+
+/** Where an error applies. */
+export interface ErrorDetails {
+  /** The offending input field, e.g. `payload.items[2].dose`. */
+  field?: string;
+  /** The `device_seq` of the event concerned. */
+  deviceSeq?: number;
+  /** The `event_id` of the event concerned. */
+  eventId?: string;
+}
+
+/** The base class of every annal error. */
+export class AnnalError extends Error {
+  readonly code: ErrorCode;
+  readonly field?: string;
+  readonly deviceSeq?: number;
+  readonly eventId?: string;
+
+  constructor(code: ErrorCode, message: string, details: ErrorDetails = {}) {
+    super(message);
+    this.name = new.target.name;
+    this.code = code;
+    if (details.field !== undefined) this.field = details.field;
+    if (details.deviceSeq !== undefined) this.deviceSeq = details.deviceSeq;
+    if (details.eventId !== undefined) this.eventId = details.eventId;
+  }
+}
+
+/** The input breaks a documented rule; nothing was written. */
+export class AnnalValidationError extends AnnalError {}
+/** `expectedVersion` did not match the aggregate's version; nothing was written. */
+export class AnnalVersionConflictError extends AnnalError {}
+/** IndexedDB failed; nothing was written. */
+export class AnnalStorageError extends AnnalError {}
+/** The browser refused the write: the site is out of storage quota. */
+export class AnnalQuotaExceededError extends AnnalError {}
+/** Stored data failed an integrity check. */
+export class AnnalTamperedError extends AnnalError {}
+/** The store is closed (by `close()`, or by a newer version of the app). */
+export class AnnalClosedError extends AnnalError {}
+/** The database has an incompatible layout, usually from a newer annal. */
+export class AnnalSchemaError extends AnnalError {}
+/** A bug in annal. Reload the page; please report it. */
+export class AnnalInternalError extends AnnalError {}
+
+const CLASSES: Record<ErrorCode, new (code: ErrorCode, message: string, details?: ErrorDetails) => AnnalError> = {
+  ANNAL_VALIDATION: AnnalValidationError,
+  ANNAL_VERSION_CONFLICT: AnnalVersionConflictError,
+  ANNAL_STORAGE: AnnalStorageError,
+  ANNAL_QUOTA_EXCEEDED: AnnalQuotaExceededError,
+  ANNAL_TAMPERED: AnnalTamperedError,
+  ANNAL_CLOSED: AnnalClosedError,
+  ANNAL_SCHEMA: AnnalSchemaError,
+  ANNAL_INTERNAL: AnnalInternalError,
+};
+
+let poisoned: AnnalInternalError | undefined;
+
+/** Throws if an earlier call crashed the WebAssembly instance. */
+export function assertHealthy(): void {
+  if (poisoned) throw poisoned;
+}
+
+/**
+ * Turns whatever the WebAssembly layer threw into the matching AnnalError
+ * subclass. A WebAssembly trap (a Rust panic) means the instance can no
+ * longer be trusted: every later call fails with ANNAL_INTERNAL.
+ */
+export function toAnnalError(thrown: unknown): AnnalError {
+  if (thrown instanceof AnnalError) return thrown;
+  if (thrown instanceof Error) {
+    const code = (thrown as { code?: unknown }).code;
+    if (typeof code === "string" && code in CLASSES) {
+      const raw = thrown as Error & ErrorDetails;
+      const details: ErrorDetails = {};
+      if (typeof raw.field === "string") details.field = raw.field;
+      if (typeof raw.deviceSeq === "number") details.deviceSeq = raw.deviceSeq;
+      if (typeof raw.eventId === "string") details.eventId = raw.eventId;
+      const error = new CLASSES[code as ErrorCode](code as ErrorCode, thrown.message, details);
+      return error;
+    }
+    if (thrown instanceof WebAssembly.RuntimeError) {
+      poisoned = new AnnalInternalError(
+        "ANNAL_INTERNAL",
+        `annal crashed (${thrown.message}); this is a bug in annal. No acknowledged event is lost: ` +
+          "reload the page to continue, and please report the console output.",
+      );
+      return poisoned;
+    }
+  }
+  return new AnnalInternalError(
+    "ANNAL_INTERNAL",
+    `annal received an unexpected error (${String(thrown)}); this is a bug in annal, please report it.`,
+  );
+}
+
+/** Runs `op`, converting anything it throws into an AnnalError. */
+export async function guard<T>(op: () => Promise<T>): Promise<T> {
+  assertHealthy();
+  try {
+    return await op();
+  } catch (thrown) {
+    throw toAnnalError(thrown);
+  }
+}
+
+/** Synchronous variant of {@link guard}. */
+export function guardSync<T>(op: () => T): T {
+  assertHealthy();
+  try {
+    return op();
+  } catch (thrown) {
+    throw toAnnalError(thrown);
+  }
+}

@@ -1,0 +1,15 @@
+export { EventStore } from "./store.js";
+export { initAnnal } from "./init.js";
+export {
+  AnnalError,
+  AnnalValidationError,
+  AnnalVersionConflictError,
+  AnnalStorageError,
+  AnnalQuotaExceededError,
+  AnnalTamperedError,
+  AnnalClosedError,
+  AnnalSchemaError,
+  AnnalInternalError,
+} from "./errors.js";
+export type { ErrorCode, ErrorDetails } from "./errors.js";
+export type * from "./types.js";
