@@ -17,6 +17,15 @@ use serde_json::Value;
 /// `format` of an audit document.
 pub const AUDIT_FORMAT: &str = "annal-audit/1";
 
+const DOCUMENT_MEMBERS: [&str; 5] = ["format", "exported_at", "store", "events", "head"];
+const ENTRY_MEMBERS: [&str; 5] = [
+    "envelope",
+    "envelope_bytes",
+    "salt",
+    "payload",
+    "payload_bytes",
+];
+
 /// The opening of an audit document, up to the first event. The head comes
 /// last (see [`end`]) so a document can be written while the log is read.
 pub fn begin(identity: &Identity, exported_at: &str) -> String {
@@ -60,10 +69,14 @@ pub fn event(first: bool, raw: &RawRecord<'_>) -> String {
     }
     out.push_str(",\"salt\":");
     write_string(&mut out, &hex::encode(&raw.salt));
-    match std::str::from_utf8(raw.payload)
+    // The payload digest covers the stored bytes, so the payload is
+    // exported as JSON only when those bytes are exactly its canonical form;
+    // anything else goes out as the bytes themselves.
+    let canonical = std::str::from_utf8(raw.payload)
         .ok()
         .and_then(|t| strict_json::parse(t).ok())
-    {
+        .filter(|v| jcs::to_string(v).as_bytes() == raw.payload);
+    match canonical {
         Some(v) => {
             out.push_str(",\"payload\":");
             jcs::write_value(&mut out, &v);
@@ -110,6 +123,14 @@ pub fn check(text: &str, options: &AuditCheck) -> Result<AuditOutcome, String> {
     if doc.get("format").and_then(Value::as_str) != Some(AUDIT_FORMAT) {
         return Err(format!(
             "not an annal audit document (format is not {AUDIT_FORMAT:?})"
+        ));
+    }
+    let unknown = doc
+        .as_object()
+        .and_then(|m| m.keys().find(|k| !DOCUMENT_MEMBERS.contains(&k.as_str())));
+    if let Some(k) = unknown {
+        return Err(format!(
+            "unknown member {k:?} in an {AUDIT_FORMAT} document"
         ));
     }
     let text_field = |obj: &Value, name: &str| -> Result<String, String> {
@@ -166,11 +187,24 @@ pub fn check(text: &str, options: &AuditCheck) -> Result<AuditOutcome, String> {
 }
 
 fn read_entry(entry: &Value) -> Result<(Envelope, [u8; SALT_LEN], Vec<u8>), String> {
+    let Value::Object(members) = entry else {
+        return Err("event entry is not an object".into());
+    };
+    if let Some(k) = members
+        .keys()
+        .find(|k| !ENTRY_MEMBERS.contains(&k.as_str()))
+    {
+        return Err(format!("event entry has an unknown member {k:?}"));
+    }
     let envelope = match (entry.get("envelope"), entry.get("envelope_bytes")) {
-        (Some(v), _) => Envelope::from_value(v)?,
+        (Some(v), None) => Envelope::from_value(v)?,
         (None, Some(_)) => return Err("the stored envelope bytes are damaged".into()),
+        (Some(_), Some(_)) => return Err("event has both envelope and envelope_bytes".into()),
         (None, None) => return Err("event has no envelope".into()),
     };
+    if entry.get("payload").is_some() && entry.get("payload_bytes").is_some() {
+        return Err("event has both payload and payload_bytes".into());
+    }
     let salt = entry
         .get("salt")
         .and_then(Value::as_str)

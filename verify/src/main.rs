@@ -12,6 +12,10 @@ const USAGE: &str = "usage: annal-verify FILE [--expect-head HASH]\n\
 
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
+    if args.iter().any(|a| a == "-h" || a == "--help") {
+        println!("{USAGE}");
+        return ExitCode::SUCCESS;
+    }
     let (path, options) = match parse_args(&args) {
         Ok(parsed) => parsed,
         Err(message) => {
@@ -60,7 +64,6 @@ fn parse_args(args: &[String]) -> Result<(String, AuditCheck), String> {
                 }
                 options.expected_head_hash = Some(hash.clone());
             }
-            "-h" | "--help" => return Err("help requested".into()),
             _ if path.is_none() => path = Some(arg.clone()),
             _ => return Err(format!("unexpected argument {arg:?}")),
         }

@@ -379,6 +379,24 @@ const TABLE: &[(&str, Edit, Expect, Expect)] = &[
         Failed(3, "MALFORMED"),
         Failed(3, "MALFORMED"),
     ),
+    (
+        "an unknown member in an event entry",
+        Doc(|d| entry(d, 4)["note"] = json!("added later")),
+        Failed(4, "MALFORMED"),
+        Failed(4, "MALFORMED"),
+    ),
+    (
+        "both a payload and payload bytes",
+        Doc(|d| entry(d, 5)["payload_bytes"] = json!("7b7d")),
+        Failed(5, "MALFORMED"),
+        Failed(5, "MALFORMED"),
+    ),
+    (
+        "an unknown member in the document",
+        Doc(|d| d["comment"] = json!("looks fine")),
+        Refused("unknown member \"comment\""),
+        Refused("unknown member \"comment\""),
+    ),
 ];
 
 // ---------------------------------------------------------------------------
@@ -473,15 +491,43 @@ fn bad_invocations_exit_2() {
 }
 
 #[test]
-fn scratch_noncanonical_payload_bytes() {
+fn help_prints_usage_and_succeeds() {
+    let run = annal_verify(&["--help"], None);
+    assert_eq!(run.code, 0, "{run:#?}");
+    assert!(
+        run.stdout.starts_with("usage: annal-verify FILE"),
+        "{run:#?}"
+    );
+}
+
+#[test]
+fn stored_payload_bytes_that_are_not_canonical_stay_visible_in_the_export() {
+    // Reordering the members of a stored payload keeps its meaning but not
+    // its bytes, which the digest covers. The store's own check and the
+    // offline check of its export must agree that the record was touched.
     let mut store = empty_store();
-    store.append(Draft::from_value(&json!({"aggregateType":"a","aggregateId":"b","eventType":"c","payload":{"x":1,"y":2}})).unwrap()).unwrap();
+    let draft = Draft::from_value(&json!({
+        "aggregateType": "diary", "aggregateId": "d", "eventType": "e", "payload": {"a": 1, "b": 2}
+    }))
+    .expect("a valid draft");
+    store.append(draft).expect("append");
     let (pages, _, _) = store.raw_mut();
-    let page = pages.values_mut().next().unwrap();
-    let text = String::from_utf8_lossy(&page.records).to_string();
-    let pos = text.find(r#"{"x":1,"y":2}"#).unwrap();
-    page.records[pos..pos + 13].copy_from_slice(br#"{"y":2,"x":1}"#);
-    println!("store verify: {:?}", store.verify().first_break);
-    let f = TempFile::new(&store.export_audit());
-    println!("cli: {:?}", annal_verify(&[f.path()], None));
+    let page = pages.values_mut().next().expect("one page");
+    let canonical = br#"{"a":1,"b":2}"#;
+    let at = page
+        .records
+        .windows(canonical.len())
+        .position(|w| w == canonical)
+        .expect("the payload bytes are in the page");
+    page.records[at..at + canonical.len()].copy_from_slice(br#"{"b":2,"a":1}"#);
+    let in_store = store.verify().first_break.expect("the store sees the edit");
+    assert_eq!(in_store.reason.as_str(), "PAYLOAD_DIGEST_MISMATCH");
+    let export = store.export_audit();
+    assert!(export.contains("payload_bytes"), "{export}");
+    let file = TempFile::new(&export);
+    assert_run(
+        &annal_verify(&[file.path()], None),
+        Failed(1, "PAYLOAD_DIGEST_MISMATCH"),
+        "reordered payload bytes",
+    );
 }
