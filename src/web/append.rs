@@ -31,7 +31,7 @@ pub(crate) async fn commit_units(
             return Err(e);
         }
     };
-    txn.commit().await?;
+    txn.commit_now().await?;
 
     // Committed: from here on, failures belong to single units only.
     let mut results = Vec::with_capacity(sealed.results.len());

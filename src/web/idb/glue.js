@@ -17,6 +17,12 @@ export function requestDone(request) {
   });
 }
 
+// Asks the browser to commit now rather than after the last request's
+// event has been delivered back to script. Older browsers lack commit().
+export function commitNow(tx) {
+  if (typeof tx.commit === "function") tx.commit();
+}
+
 // Resolves when the transaction commits; rejects with the reason it aborted.
 export function transactionDone(tx) {
   return new Promise((resolve, reject) => {

@@ -18,6 +18,8 @@ extern "C" {
     ) -> std::result::Result<IdbTransaction, JsValue>;
     #[wasm_bindgen(js_name = requestDone)]
     fn request_done(request: &IdbRequest) -> Promise;
+    #[wasm_bindgen(js_name = commitNow, catch)]
+    fn commit_now(tx: &IdbTransaction) -> std::result::Result<(), JsValue>;
     #[wasm_bindgen(js_name = transactionDone)]
     fn transaction_done(tx: &IdbTransaction) -> Promise;
 }
@@ -65,6 +67,15 @@ impl Txn {
     /// One object store of the transaction.
     pub(crate) fn store(&self, name: &str) -> Result<IdbObjectStore> {
         self.tx.object_store(name).map_err(from_dom)
+    }
+
+    /// Commits once the requests already issued are done, without waiting
+    /// for their results to travel back to script first; then waits for the
+    /// commit.
+    pub(crate) async fn commit_now(self) -> Result<()> {
+        // Throws only if the transaction already finished; `commit` reports how.
+        let _ = commit_now(&self.tx);
+        self.commit().await
     }
 
     /// Waits until the transaction has committed (and, for strict
