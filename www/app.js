@@ -1,0 +1,655 @@
+// The annal demo: one page, no build step, no framework. Everything it loads
+// comes from this server: the package from /annal/, this file and style.css.
+
+import { EventStore, AnnalError } from "/annal/dist/index.js";
+import { tamper, expectation } from "/annal/dist/testing/index.js";
+
+const $ = (id) => document.getElementById(id);
+
+/** The open store, or null. */
+let store = null;
+/** The last known head of the open store: { deviceSeq, hash }. */
+let head = null;
+/** The last tamper drill: { mutation, label, expected, headBefore, headAfter }. */
+let lastDrill = null;
+/** The object URL of the last export, revoked when the next one is made. */
+let exportUrl = null;
+
+// ---------------------------------------------------------------- helpers --
+
+/** Creates an element with attributes and children (strings become text). */
+function el(tag, attrs = {}, ...children) {
+  const node = document.createElement(tag);
+  for (const [key, value] of Object.entries(attrs)) {
+    if (value === undefined || value === null || value === false) continue;
+    if (key === "class") node.className = value;
+    else if (key.startsWith("data-")) node.setAttribute(key, String(value));
+    else if (key in node) node[key] = value;
+    else node.setAttribute(key, String(value));
+  }
+  node.append(...children.flat().filter((c) => c !== undefined && c !== null && c !== false));
+  return node;
+}
+
+const short = (hash) => (typeof hash === "string" ? `${hash.slice(0, 8)}…` : "—");
+
+function hashCode(hash) {
+  return el("code", { class: "hash", title: hash }, short(hash));
+}
+
+/** Adds a line to the activity log. */
+function log(text, kind = "info") {
+  const time = new Date().toLocaleTimeString();
+  const list = $("log");
+  list.prepend(el("li", { class: `log-${kind}` }, el("time", {}, time), " ", text));
+  while (list.children.length > 100) list.lastElementChild.remove();
+}
+
+/** The code shown for an error: annal's stable code, or the JS error name. */
+function codeOf(error) {
+  if (error instanceof AnnalError) return error.code;
+  if (error && typeof error.code === "string") return error.code;
+  return error?.name ?? "Error";
+}
+
+/** Shows `error` in `box` with its code, message and details. Never swallowed. */
+function showError(box, error, action) {
+  const code = codeOf(error);
+  const message = error?.message ?? String(error);
+  const details = [];
+  if (error?.field !== undefined) details.push(el("li", {}, "field: ", el("code", {}, error.field)));
+  if (error?.deviceSeq !== undefined) details.push(el("li", {}, "deviceSeq: ", el("code", {}, String(error.deviceSeq))));
+  if (error?.eventId !== undefined) details.push(el("li", {}, "eventId: ", el("code", {}, error.eventId)));
+  if (!(error instanceof AnnalError)) {
+    details.push(el("li", { class: "muted" }, "Not an AnnalError: raised by the demo page or the tamper drill."));
+  }
+  box.replaceChildren(
+    el("p", { class: "error-title" }, el("span", { class: "badge", "data-testid": "error-code" }, code), " ", `${action} failed`),
+    el("p", { class: "error-message", "data-testid": "error-message" }, message),
+    ...(details.length ? [el("ul", { class: "error-details" }, details)] : []),
+  );
+  box.dataset.code = code;
+  box.hidden = false;
+  log(`${action} failed — ${code}: ${message}`, "error");
+}
+
+function clearError(box) {
+  box.hidden = true;
+  box.replaceChildren();
+  delete box.dataset.code;
+}
+
+/**
+ * Runs an action for a button: disables it meanwhile, and shows any error
+ * in `errorBox` (cleared first).
+ */
+async function run(button, errorBox, action, op) {
+  clearError(errorBox);
+  const was = button.disabled;
+  button.disabled = true;
+  button.setAttribute("aria-busy", "true");
+  try {
+    await op();
+  } catch (error) {
+    showError(errorBox, error, action);
+  } finally {
+    button.disabled = was;
+    button.removeAttribute("aria-busy");
+    syncEnabled();
+  }
+}
+
+function value(id) {
+  return $(id).value.trim();
+}
+
+// ------------------------------------------------------------ store state --
+
+/** Enables the sections that need an open store. */
+function syncEnabled() {
+  const open = store !== null;
+  for (const id of ["append-fieldset", "verify-fieldset", "tamper-fieldset", "export-fieldset", "filter-fieldset"]) {
+    $(id).disabled = !open;
+  }
+  $("close").disabled = !open;
+}
+
+/** Shows the open store's identity and head. */
+async function renderStatus() {
+  const box = $("store-status");
+  if (!store) {
+    head = null;
+    box.dataset.state = "closed";
+    box.replaceChildren("No store open.");
+    renderTamperPreview();
+    return;
+  }
+  const id = store.identity;
+  head = await store.head();
+  box.dataset.state = "open";
+  box.dataset.headSeq = String(head.deviceSeq);
+  box.replaceChildren(
+    el("p", {}, el("span", { class: "badge ok" }, "open"), " ", el("strong", {}, id.name), ` (IndexedDB database `, el("code", {}, id.databaseName), ")"),
+    el(
+      "dl",
+      { class: "identity" },
+      el("dt", {}, "user"), el("dd", {}, id.userId),
+      el("dt", {}, "tenant"), el("dd", {}, id.tenantId),
+      el("dt", {}, "device"), el("dd", {}, el("code", { title: id.deviceId }, id.deviceId)),
+      el("dt", {}, "store id"), el("dd", {}, el("code", { title: id.storeId }, id.storeId)),
+      el("dt", {}, "head"),
+      el("dd", { "data-testid": "head" }, `#${head.deviceSeq} `, el("code", { class: "hash full" }, head.hash)),
+    ),
+  );
+  renderTamperPreview();
+}
+
+/** Marks the last verification result as out of date. */
+function markVerifyStale(why) {
+  const box = $("verify-result");
+  if (box.dataset.state !== "done") return;
+  box.dataset.state = "stale";
+  box.className = "verdict stale";
+  box.prepend(el("p", { class: "stale-note" }, `${why} — verify again.`));
+}
+
+function resetVerify() {
+  const box = $("verify-result");
+  box.dataset.state = "idle";
+  box.className = "verdict";
+  for (const key of ["ok", "checked", "firstBadSeq", "reason"]) delete box.dataset[key];
+  box.replaceChildren("Not verified yet.");
+  $("verify-progress").value = 0;
+  $("verify-progress-text").textContent = "";
+}
+
+// ------------------------------------------------------------------ open --
+
+$("store-form").addEventListener("submit", (event) => {
+  event.preventDefault();
+  run($("open"), $("store-error"), "Open", async () => {
+    if (store) closeStore();
+    const options = { name: $("store-name").value, userId: $("user-id").value, durability: $("durability").value };
+    const tenantId = value("tenant-id");
+    if (tenantId) options.tenantId = tenantId;
+    store = await EventStore.open(options);
+    lastDrill = null;
+    resetVerify();
+    $("append-result").replaceChildren();
+    $("tamper-result").replaceChildren();
+    syncEnabled();
+    await renderStatus();
+    log(`Opened store "${store.identity.name}" as ${store.identity.userId} (head #${head.deviceSeq}).`);
+    await refreshEvents();
+  });
+});
+
+function closeStore() {
+  const name = store.identity.name;
+  try {
+    store.close();
+  } finally {
+    store = null;
+    syncEnabled();
+  }
+  log(`Closed store "${name}".`);
+}
+
+$("close").addEventListener("click", () => {
+  run($("close"), $("store-error"), "Close", async () => {
+    if (!store) return;
+    closeStore();
+    await renderStatus();
+    renderEvents(null);
+  });
+});
+
+$("destroy").addEventListener("click", () => {
+  run($("destroy"), $("store-error"), "Destroy", async () => {
+    const name = $("store-name").value;
+    if (store && store.identity.name === name) {
+      closeStore();
+      await renderStatus();
+      renderEvents(null);
+    }
+    await EventStore.destroy(name);
+    lastDrill = null;
+    resetVerify();
+    $("append-result").replaceChildren();
+    $("tamper-result").replaceChildren();
+    $("export-result").replaceChildren();
+    const box = $("store-status");
+    if (!store) {
+      box.dataset.state = "destroyed";
+      box.replaceChildren(el("p", {}, el("span", { class: "badge" }, "destroyed"), ` Store "${name}" and all its events were deleted.`));
+    }
+    log(`Destroyed store "${name}" (IndexedDB database annal:${name} deleted).`);
+  });
+});
+
+// ---------------------------------------------------------------- append --
+
+/** Reads the payload textarea. Not valid JSON: nothing reaches annal. */
+function readPayload() {
+  const text = $("payload").value;
+  try {
+    return JSON.parse(text);
+  } catch (error) {
+    const wrapped = new SyntaxError(`the payload is not valid JSON, so nothing was sent to annal (${error.message})`);
+    throw wrapped;
+  }
+}
+
+function afterAppend(events) {
+  const last = events[events.length - 1];
+  const box = $("append-result");
+  box.dataset.seq = String(last.deviceSeq);
+  box.replaceChildren(
+    el("span", { class: "badge ok" }, events.length === 1 ? "appended" : `appended ${events.length}`),
+    " ",
+    events.length === 1 ? `#${last.deviceSeq}` : `#${events[0].deviceSeq}–#${last.deviceSeq}`,
+    ` ${last.eventType} on ${last.aggregateType}/${last.aggregateId} (aggregate version ${last.aggregateVersion}), hash `,
+    hashCode(last.hash),
+  );
+  for (const e of events) log(`Appended #${e.deviceSeq} ${e.eventType} to ${e.aggregateType}/${e.aggregateId}.`);
+  markVerifyStale("Events were appended since");
+}
+
+$("append-form").addEventListener("submit", (event) => {
+  event.preventDefault();
+  run($("append"), $("append-error"), "Append", async () => {
+    $("append-result").replaceChildren();
+    const stored = await store.append({
+      aggregateType: $("aggregate-type").value,
+      aggregateId: $("aggregate-id").value,
+      eventType: $("event-type").value,
+      payload: readPayload(),
+    });
+    afterAppend([stored]);
+    await renderStatus();
+    await refreshEvents();
+  });
+});
+
+$("append-samples").addEventListener("click", () => {
+  run($("append-samples"), $("append-error"), "Append samples", async () => {
+    $("append-result").replaceChildren();
+    const aggregateType = $("aggregate-type").value;
+    const aggregateId = $("aggregate-id").value;
+    const samples = [
+      ["symptom-recorded", { severity: 2, note: "mild headache" }],
+      ["dose-taken", { drug: "ibuprofen", doseMg: 400 }],
+      ["symptom-recorded", { severity: 1, note: "better after the dose" }],
+      ["sleep-logged", { hours: 7.5, quality: "good" }],
+      ["symptom-recorded", { severity: 0, note: "no symptoms" }],
+    ];
+    const stored = await store.appendBatch(
+      samples.map(([eventType, payload]) => ({ aggregateType, aggregateId, eventType, payload })),
+    );
+    afterAppend(stored);
+    await renderStatus();
+    await refreshEvents();
+  });
+});
+
+// ---------------------------------------------------------------- events --
+
+function currentFilter() {
+  const filter = {};
+  const aggregateId = value("filter-aggregate-id");
+  const eventType = value("filter-event-type");
+  if (aggregateId) filter.aggregateId = aggregateId;
+  if (eventType) filter.eventType = eventType;
+  return filter;
+}
+
+/** Renders events, or clears the table (`null`). */
+function renderEvents(events, filter = {}) {
+  const body = $("events").tBodies[0];
+  const summary = $("events-summary");
+  if (events === null) {
+    body.replaceChildren();
+    summary.textContent = store ? "" : "Open a store to see its events.";
+    summary.dataset.count = "";
+    return;
+  }
+  body.replaceChildren(
+    ...events.map((e) =>
+      el(
+        "tr",
+        { "data-seq": e.deviceSeq },
+        el("td", { class: "num" }, String(e.deviceSeq)),
+        el("td", { class: "time" }, e.createdAt),
+        el("td", {}, `${e.aggregateType}/${e.aggregateId} `, el("small", { class: "muted" }, `v${e.aggregateVersion}`)),
+        el("td", {}, e.eventType),
+        el("td", { class: "payload" }, el("code", { title: JSON.stringify(e.payload, null, 2) }, JSON.stringify(e.payload))),
+        el("td", {}, hashCode(e.prevHash)),
+        el("td", {}, hashCode(e.hash)),
+      ),
+    ),
+  );
+  const conditions = Object.entries(filter).map(([k, v]) => `${k} = "${v}"`);
+  summary.dataset.count = String(events.length);
+  summary.textContent =
+    `${events.length} event${events.length === 1 ? "" : "s"}` +
+    (conditions.length ? ` matching ${conditions.join(" and ")}` : "") +
+    (events.length === 0 && !conditions.length ? " yet — append one above." : ".");
+}
+
+/** Reads the events matching the filter. Errors are shown, the table cleared. */
+async function refreshEvents() {
+  const box = $("events-error");
+  clearError(box);
+  if (!store) return renderEvents(null);
+  const filter = currentFilter();
+  try {
+    renderEvents(await store.events(filter), filter);
+  } catch (error) {
+    renderEvents(null);
+    $("events-summary").textContent = "The events could not be read.";
+    showError(box, error, "Listing events");
+  }
+}
+
+$("filter-form").addEventListener("submit", (event) => {
+  event.preventDefault();
+  run($("refresh"), $("events-error"), "Listing events", refreshEvents);
+});
+
+$("clear-filter").addEventListener("click", () => {
+  $("filter-aggregate-id").value = "";
+  $("filter-event-type").value = "";
+  run($("clear-filter"), $("events-error"), "Listing events", refreshEvents);
+});
+
+// ---------------------------------------------------------------- verify --
+
+const REASONS = {
+  MALFORMED: "A stored record could not be parsed.",
+  HASH_MISMATCH: "An event's fields no longer match the hash it was sealed with.",
+  PAYLOAD_DIGEST_MISMATCH: "A payload no longer matches the digest its event was sealed with.",
+  IDENTITY_MISMATCH: "An event claims another store, tenant, user or device.",
+  MISSING_EVENT: "A sequence number is missing: an event was deleted.",
+  OUT_OF_ORDER: "Events are not in sequence order.",
+  BROKEN_LINK: "An event's prevHash is not the hash of the event before it.",
+  TRUNCATED: "The log ends before its recorded head: events were cut off the end.",
+  HEAD_MISMATCH: "The last event does not match the recorded head.",
+  INDEX_MISMATCH: "An index derived from the log (aggregate versions) disagrees with it.",
+};
+
+const UNDETECTABLE =
+  "An unkeyed local chain cannot see this edit, because the attacker left a log that is consistent with itself; " +
+  "what anchors the chain is a head hash held elsewhere — a server receipt, or an exported head compared with a receipt " +
+  "(annal-verify FILE --expect-head HASH).";
+
+function describeExpectation(expected) {
+  return expected.detected
+    ? `detected at #${expected.firstBadSeq} with ${expected.reason}`
+    : "not detected by an unkeyed verify()";
+}
+
+/** The comparison of the last drill's expectation with an actual result. */
+function drillComparison(result) {
+  if (!lastDrill) return null;
+  const { expected } = lastDrill;
+  const matches = expected.detected
+    ? !result.ok && result.firstBadSeq === expected.firstBadSeq && result.reason === expected.reason
+    : result.ok;
+  const children = [
+    el("p", {}, el("strong", {}, "Last tamper drill: "), lastDrill.label),
+    el(
+      "dl",
+      { class: "compare" },
+      el("dt", {}, "expected"),
+      el("dd", { "data-testid": "drill-expected" }, describeExpectation(expected)),
+      el("dt", {}, "actual"),
+      el("dd", { "data-testid": "drill-actual" }, result.ok ? `ok, ${result.checked} checked` : `detected at #${result.firstBadSeq} with ${result.reason}`),
+    ),
+    el(
+      "p",
+      { class: matches ? "match" : "mismatch", "data-testid": "drill-match", "data-match": String(matches) },
+      matches ? "✓ The result matches the threat model." : "≠ The result differs from the threat model (was the log already altered before this drill, or has it changed since?).",
+    ),
+  ];
+  if (!expected.detected) {
+    children.push(el("p", { class: "explain", "data-testid": "drill-explain" }, UNDETECTABLE));
+    const { headBefore, headAfter } = lastDrill;
+    children.push(
+      el(
+        "p",
+        { class: "muted" },
+        `Head before the drill: #${headBefore.deviceSeq} `,
+        hashCode(headBefore.hash),
+        `; now: #${headAfter.deviceSeq} `,
+        hashCode(headAfter.hash),
+        ". A receipt for the earlier head would not match.",
+      ),
+    );
+  }
+  return el("div", { class: "drill" }, children);
+}
+
+function renderVerify(result, ms) {
+  const box = $("verify-result");
+  box.dataset.state = "done";
+  box.dataset.ok = String(result.ok);
+  box.dataset.checked = String(result.checked);
+  if (result.ok) {
+    delete box.dataset.firstBadSeq;
+    delete box.dataset.reason;
+    box.className = "verdict ok";
+    box.replaceChildren(
+      el("p", { class: "verdict-title" }, "✓ Chain intact"),
+      el("p", {}, el("strong", { "data-testid": "verify-checked" }, String(result.checked)), ` event${result.checked === 1 ? "" : "s"} checked: every hash, payload digest and link matches (ok: true, ${ms} ms).`),
+      drillComparison(result),
+    );
+  } else {
+    box.dataset.firstBadSeq = String(result.firstBadSeq);
+    box.dataset.reason = result.reason;
+    box.className = "verdict bad";
+    box.replaceChildren(
+      el("p", { class: "verdict-title" }, "✗ Tampering detected at event ", el("span", { "data-testid": "verify-first-bad-seq" }, `#${result.firstBadSeq}`)),
+      el("p", {}, el("span", { class: "badge bad reason", "data-testid": "verify-reason" }, result.reason), " ", REASONS[result.reason] ?? ""),
+      el("p", { class: "verify-message", "data-testid": "verify-message" }, result.message ?? ""),
+      el("p", { class: "muted" }, `ok: false · checked: ${result.checked} event${result.checked === 1 ? "" : "s"} before the break · firstBadSeq: ${result.firstBadSeq} · ${ms} ms`),
+      drillComparison(result),
+    );
+  }
+}
+
+$("verify").addEventListener("click", () => {
+  const box = $("verify-result");
+  box.dataset.state = "running";
+  box.className = "verdict";
+  box.replaceChildren("Verifying…");
+  const progress = $("verify-progress");
+  const text = $("verify-progress-text");
+  progress.value = 0;
+  text.textContent = "";
+  run($("verify"), $("verify-error"), "Verify", async () => {
+    const started = performance.now();
+    let result;
+    try {
+      result = await store.verify({
+        onProgress: (checked, total) => {
+          progress.max = Math.max(total, 1);
+          progress.value = checked;
+          text.textContent = `${checked} / ${total}`;
+        },
+      });
+    } catch (error) {
+      box.dataset.state = "error";
+      box.replaceChildren("Verification could not run (see the error below).");
+      throw error;
+    }
+    const ms = Math.round(performance.now() - started);
+    if (result.ok) {
+      progress.max = Math.max(result.checked, 1);
+      progress.value = result.checked;
+      text.textContent = `${result.checked} / ${result.checked}`;
+    }
+    renderVerify(result, ms);
+    log(result.ok ? `Verified: ok, ${result.checked} checked.` : `Verify: broken at #${result.firstBadSeq} (${result.reason}).`, result.ok ? "ok" : "error");
+  });
+});
+
+// ---------------------------------------------------------------- tamper --
+
+const MUTATIONS = {
+  flipPayloadByte: {
+    label: "Flip a byte of a payload",
+    input: "Record (deviceSeq)",
+    describe: "Changes one byte in the stored payload of the event, as if a value had been edited in place.",
+  },
+  changeField: {
+    label: "Change a field of an event",
+    input: "Record (deviceSeq)",
+    describe: "Rewrites the event's eventType (appends “-edited”) without re-sealing it.",
+  },
+  deleteEvent: {
+    label: "Delete an event",
+    input: "Record (deviceSeq)",
+    describe: "Removes the event from the log, leaving a gap.",
+  },
+  swapEvents: {
+    label: "Swap two events",
+    input: "Record (deviceSeq)",
+    describe: "Exchanges the stored positions of two events.",
+  },
+  insertForged: {
+    label: "Insert a forged event",
+    input: "Before record (deviceSeq)",
+    describe: "Inserts a correctly hashed copy of the event that points to a made-up predecessor.",
+  },
+  truncateTail: {
+    label: "Cut events off the end",
+    input: "Number of events",
+    describe: "Deletes the newest events but leaves the recorded head alone.",
+  },
+  truncateTailFixHead: {
+    label: "Cut events off the end and fix the head",
+    input: "Number of events",
+    describe: "Deletes the newest events and moves the recorded head back to match.",
+  },
+  rehashSuffix: {
+    label: "Rewrite an event and re-hash everything after it",
+    input: "From record (deviceSeq)",
+    describe: "Replaces the event's payload, then recomputes every hash from there on and the head.",
+  },
+};
+
+function readInt(id, what) {
+  const raw = $(id).value.trim();
+  const n = Number(raw);
+  if (raw === "" || !Number.isInteger(n) || n < 1) {
+    throw new RangeError(`${what} must be a whole number ≥ 1 (got "${raw}")`);
+  }
+  return n;
+}
+
+/** The mutation the form describes. */
+function readMutation() {
+  const kind = $("tamper-kind").value;
+  const n = readInt("tamper-seq", MUTATIONS[kind].input);
+  switch (kind) {
+    case "swapEvents":
+      return { kind, a: n, b: readInt("tamper-seq-b", "The second record") };
+    case "truncateTail":
+    case "truncateTailFixHead":
+      return { kind, count: n };
+    case "rehashSuffix":
+      return { kind, from: n };
+    default:
+      return { kind, seq: n };
+  }
+}
+
+function mutationLabel(m) {
+  const { label } = MUTATIONS[m.kind];
+  if (m.kind === "swapEvents") return `${label}: #${m.a} ↔ #${m.b}`;
+  if ("count" in m) return `${label}: ${m.count} event${m.count === 1 ? "" : "s"}`;
+  if ("from" in m) return `${label}: from #${m.from}`;
+  return `${label}: #${m.seq}`;
+}
+
+/** Updates the label, the description and the expected outcome as the form changes. */
+function renderTamperPreview() {
+  const kind = $("tamper-kind").value;
+  const info = MUTATIONS[kind];
+  $("tamper-seq-label").textContent = info.input;
+  $("tamper-seq-b-wrap").hidden = kind !== "swapEvents";
+  const parts = [info.describe];
+  if (head) {
+    try {
+      const expected = expectation(readMutation(), head.deviceSeq);
+      parts.push(` On this ${head.deviceSeq}-event log, verify() should report: ${describeExpectation(expected)}.`);
+      if (!expected.detected) parts.push(` ${UNDETECTABLE}`);
+    } catch {
+      // An incomplete number: the preview waits for a valid one.
+    }
+  }
+  $("tamper-description").textContent = parts.join("");
+}
+
+$("tamper-kind").addEventListener("change", renderTamperPreview);
+$("tamper-seq").addEventListener("input", renderTamperPreview);
+$("tamper-seq-b").addEventListener("input", renderTamperPreview);
+
+$("tamper-form").addEventListener("submit", (event) => {
+  event.preventDefault();
+  run($("tamper"), $("tamper-error"), "Tamper", async () => {
+    $("tamper-result").replaceChildren();
+    const mutation = readMutation();
+    const headBefore = await store.head();
+    const expected = expectation(mutation, headBefore.deviceSeq);
+    await tamper(store.identity.name, mutation);
+    const headAfter = await store.head();
+    lastDrill = { mutation, label: mutationLabel(mutation), expected, headBefore, headAfter };
+    const box = $("tamper-result");
+    box.dataset.kind = mutation.kind;
+    box.replaceChildren(
+      el("p", {}, el("span", { class: "badge bad" }, "tampered"), " ", lastDrill.label),
+      el("p", { "data-testid": "tamper-expectation" }, "Expected from verify(): ", el("strong", {}, describeExpectation(expected)), "."),
+      ...(expected.detected ? [] : [el("p", { class: "explain" }, UNDETECTABLE)]),
+      el("p", { class: "muted" }, "Now press “Verify chain”."),
+    );
+    log(`Tampered: ${lastDrill.label} (expected: ${describeExpectation(expected)}).`, "warn");
+    markVerifyStale("The stored data was altered since");
+    await renderStatus();
+    await refreshEvents();
+  });
+});
+
+// ---------------------------------------------------------------- export --
+
+$("export").addEventListener("click", () => {
+  run($("export"), $("export-error"), "Export", async () => {
+    $("export-result").replaceChildren();
+    const blob = await store.exportAudit();
+    const doc = JSON.parse(await blob.text());
+    const stamp = new Date().toISOString().replace(/[:.]/g, "-");
+    const filename = `annal-audit-${store.identity.name}-${stamp}.json`;
+    if (exportUrl) URL.revokeObjectURL(exportUrl);
+    exportUrl = URL.createObjectURL(blob);
+    const link = el("a", { href: exportUrl, download: filename, "data-testid": "export-link" }, filename);
+    const count = Array.isArray(doc.events) ? doc.events.length : "?";
+    $("export-result").replaceChildren(
+      el("p", {}, el("span", { class: "badge ok" }, "exported"), ` ${count} events, ${blob.size.toLocaleString()} bytes (${doc.format}), head #${doc.head?.device_seq} `, hashCode(doc.head?.hash)),
+      el("p", {}, "Saved as ", link, ". Check it offline with ", el("code", {}, `annal-verify ${filename}`), "."),
+    );
+    link.click();
+    log(`Exported the audit document (${count} events, ${blob.size} bytes).`);
+  });
+});
+
+// ------------------------------------------------------------------ start --
+
+window.addEventListener("unhandledrejection", (event) => {
+  showError($("store-error"), event.reason, "An operation");
+});
+
+syncEnabled();
+await renderStatus();
+renderEvents(null);
+renderTamperPreview();
+document.documentElement.dataset.ready = "true";
