@@ -1,23 +1,11 @@
 // The packed npm package, used as apps use it: in a page, a dedicated
 // worker and a service worker.
 
-import { after, before, describe, test } from "node:test";
+import { describe, test } from "node:test";
 import assert from "node:assert/strict";
-import { launch, openPage, startServer } from "./harness.mjs";
+import { useBrowser } from "./harness.mjs";
 
-let server, browser, context, page;
-
-before(async () => {
-  server = await startServer();
-  browser = await launch();
-  context = await browser.newContext();
-  page = await openPage(context, server.url);
-});
-
-after(async () => {
-  await browser?.close();
-  server?.server.close();
-});
+const env = useBrowser();
 
 // Runs the same scenario in whatever global `annal` lives in.
 async function scenario(name) {
@@ -82,12 +70,12 @@ function check(r) {
 
 describe("the package", () => {
   test("works in a page", async () => {
-    check(await page.evaluate(scenario, "api-page"));
+    check(await env.page.evaluate(scenario, "api-page"));
   });
 
   test("works in a dedicated worker", async () => {
-    const ready = page.waitForEvent("worker");
-    await page.evaluate(() => {
+    const ready = env.page.waitForEvent("worker");
+    await env.page.evaluate(() => {
       window.testWorker = new Worker("/worker.js", { type: "module" });
     });
     const worker = await ready;
@@ -96,9 +84,9 @@ describe("the package", () => {
   });
 
   test("works in a service worker", async () => {
-    const ready = context.waitForEvent("serviceworker");
-    await page.evaluate(() => navigator.serviceWorker.register("/sw.js", { type: "module", scope: "/" }));
-    const sw = context.serviceWorkers()[0] ?? (await ready);
+    const ready = env.context.waitForEvent("serviceworker");
+    await env.page.evaluate(() => navigator.serviceWorker.register("/sw.js", { type: "module", scope: "/" }));
+    const sw = env.context.serviceWorkers()[0] ?? (await ready);
     await sw.evaluate(() => new Promise((ok) => (self.annalReady ? ok() : setTimeout(ok, 500))));
     check(await sw.evaluate(scenario, "api-sw"));
   });

@@ -1,27 +1,15 @@
 // Every error code, raised for real from JavaScript: each is an Error, an
 // AnnalError and its own subclass, with a stable code and a message.
 
-import { after, before, test } from "node:test";
+import { test } from "node:test";
 import assert from "node:assert/strict";
-import { launch, openPage, startServer } from "./harness.mjs";
+import { openPage, useBrowser } from "./harness.mjs";
 
-let server, browser, context, page;
-
-before(async () => {
-  server = await startServer();
-  browser = await launch();
-  context = await browser.newContext();
-  page = await openPage(context, server.url);
-});
-
-after(async () => {
-  await browser?.close();
-  server?.server.close();
-});
+const env = useBrowser();
 
 // Runs `provoke` in the page and describes what it threw.
 async function thrown(provoke, arg) {
-  return page.evaluate(
+  return env.page.evaluate(
     async ([source, arg]) => {
       const provoke = eval(`(${source})`);
       const classes = {
@@ -100,7 +88,7 @@ test("ANNAL_VERSION_CONFLICT", async () => {
 });
 
 test("ANNAL_STORAGE where IndexedDB is unavailable (a sandboxed frame)", async () => {
-  const r = await page.evaluate(
+  const r = await env.page.evaluate(
     () =>
       new Promise((ok) => {
         addEventListener("message", (m) => ok({ threw: true, ...m.data }), { once: true });
@@ -117,11 +105,11 @@ test("ANNAL_STORAGE where IndexedDB is unavailable (a sandboxed frame)", async (
 test("ANNAL_QUOTA_EXCEEDED when the origin is out of quota", async () => {
   // Chromium enforces an overridden quota only on storage first used after
   // the override, so this runs in a context of its own.
-  const own = await browser.newContext();
+  const own = await env.browser.newContext();
   try {
-    const quotaPage = await openPage(own, server.url);
+    const quotaPage = await openPage(own, env.url);
     const cdp = await own.newCDPSession(quotaPage);
-    await cdp.send("Storage.overrideQuotaForOrigin", { origin: server.url, quotaSize: 256 * 1024 });
+    await cdp.send("Storage.overrideQuotaForOrigin", { origin: env.url, quotaSize: 256 * 1024 });
     const r = await quotaPage.evaluate(async () => {
       const s = await annal.EventStore.open({ name: "err-quota", userId: "u" });
       const e = { aggregateType: "t", aggregateId: "a", eventType: "e" };

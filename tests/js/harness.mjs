@@ -2,6 +2,7 @@
 // package and test pages, and headless Chromium through playwright-core.
 
 import { chromium } from "playwright-core";
+import { after, before } from "node:test";
 import { spawn } from "node:child_process";
 import { mkdtemp, readFile, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
@@ -89,3 +90,24 @@ export async function tempDir(prefix) {
 }
 
 export { readFile };
+
+/**
+ * Registers before/after hooks for a test file: a server, a browser, a
+ * context and a page with the package loaded. Fields are filled in before
+ * the first test runs.
+ */
+export function useBrowser() {
+  const env = {};
+  before(async () => {
+    env.server = await startServer();
+    env.url = env.server.url;
+    env.browser = await launch();
+    env.context = await env.browser.newContext();
+    env.page = await openPage(env.context, env.url);
+  });
+  after(async () => {
+    await env.browser?.close();
+    env.server?.server.close();
+  });
+  return env;
+}
