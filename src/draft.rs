@@ -1,7 +1,7 @@
 //! What an app asks to append, validated before any transaction starts.
 
 use crate::error::{Error, Result};
-use crate::payload::{Payload, MAX_SAFE_INTEGER};
+use crate::payload::Payload;
 use crate::{hex, ids, jcs};
 use serde_json::{Map, Value};
 use sha2::{Digest, Sha256};
@@ -132,14 +132,8 @@ fn integer(map: &Map<String, Value>, field: &str, min: u64) -> Result<Option<u64
     let Some(value) = map.get(field) else {
         return Ok(None);
     };
-    let n = value.as_u64().or_else(|| {
-        value
-            .as_f64()
-            .filter(|f| f.fract() == 0.0 && *f >= 0.0 && *f <= MAX_SAFE_INTEGER as f64)
-            .map(|f| f as u64)
-    });
-    match n {
-        Some(n) if n >= min && n <= MAX_SAFE_INTEGER => Ok(Some(n)),
+    match crate::payload::safe_count(value) {
+        Some(n) if n >= min => Ok(Some(n)),
         _ => Err(Error::validation(
             field,
             format!("{field} must be an integer from {min} to 2^53−1, got {value}"),

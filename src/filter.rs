@@ -122,11 +122,7 @@ fn count(map: &Map<String, Value>, field: &str) -> Result<Option<u64>> {
     match map.get(field) {
         None | Some(Value::Null) => Ok(None),
         Some(v) => {
-            let n = v.as_u64().or_else(|| {
-                v.as_f64()
-                    .filter(|f| f.fract() == 0.0 && *f >= 0.0 && *f <= MAX_SAFE_INTEGER as f64)
-                    .map(|f| f as u64)
-            });
+            let n = crate::payload::safe_count(v);
             n.map(Some).ok_or_else(|| {
                 Error::validation(
                     field,

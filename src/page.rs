@@ -69,11 +69,20 @@ impl RawRecord<'_> {
 /// `kind(1) | u32le len | envelope | salt(16) | u32le len | payload`.
 pub fn encode_record(out: &mut Vec<u8>, record: &Record) {
     let envelope = record.envelope.canonical();
-    let payload = record.payload.as_str().as_bytes();
+    encode_raw(
+        out,
+        envelope.as_bytes(),
+        &record.salt,
+        record.payload.as_str().as_bytes(),
+    );
+}
+
+/// Appends one record from its raw parts, in the layout of [`encode_record`].
+pub fn encode_raw(out: &mut Vec<u8>, envelope: &[u8], salt: &[u8; SALT_LEN], payload: &[u8]) {
     out.push(KIND_PLAIN);
     out.extend_from_slice(&(envelope.len() as u32).to_le_bytes());
-    out.extend_from_slice(envelope.as_bytes());
-    out.extend_from_slice(&record.salt);
+    out.extend_from_slice(envelope);
+    out.extend_from_slice(salt);
     out.extend_from_slice(&(payload.len() as u32).to_le_bytes());
     out.extend_from_slice(payload);
 }

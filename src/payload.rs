@@ -117,6 +117,20 @@ fn check_depth(depth: usize) -> Result<()> {
     Ok(())
 }
 
+/// `n` as a count: a whole number from 0 to 2^53−1, whichever way the JSON
+/// or JavaScript number was written.
+pub fn safe_count(value: &Value) -> Option<u64> {
+    value
+        .as_u64()
+        .or_else(|| value.as_f64().and_then(safe_count_f64))
+        .filter(|n| *n <= MAX_SAFE_INTEGER)
+}
+
+/// [`safe_count`] for a double.
+pub fn safe_count_f64(f: f64) -> Option<u64> {
+    (f.fract() == 0.0 && (0.0..=MAX_SAFE_INTEGER as f64).contains(&f)).then_some(f as u64)
+}
+
 /// The number rule: integers must be safe, doubles must be finite. `-0` is
 /// accepted and canonicalized as `0`.
 pub fn check_number(n: &Number) -> std::result::Result<(), String> {

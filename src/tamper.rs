@@ -174,12 +174,7 @@ fn repack(records: &[Loose]) -> std::collections::BTreeMap<u64, Page> {
         let mut bytes = Vec::new();
         let mut envelopes = Vec::new();
         for r in chunk {
-            bytes.push(page::KIND_PLAIN);
-            bytes.extend_from_slice(&(r.envelope.len() as u32).to_le_bytes());
-            bytes.extend_from_slice(&r.envelope);
-            bytes.extend_from_slice(&r.salt);
-            bytes.extend_from_slice(&(r.payload.len() as u32).to_le_bytes());
-            bytes.extend_from_slice(&r.payload);
+            page::encode_raw(&mut bytes, &r.envelope, &r.salt, &r.payload);
             envelopes.push(parse(r));
         }
         let meta: PageMeta = page::meta_of(&envelopes);

@@ -56,8 +56,7 @@ fn get_str(obj: &JsValue, what: &str, key: &str) -> Result<String> {
 fn get_u64(obj: &JsValue, what: &str, key: &str) -> Result<u64> {
     get(obj, key)
         .and_then(|v| v.as_f64())
-        .filter(|f| f.fract() == 0.0 && *f >= 0.0 && *f <= crate::payload::MAX_SAFE_INTEGER as f64)
-        .map(|f| f as u64)
+        .and_then(crate::payload::safe_count_f64)
         .ok_or_else(|| corrupt(what, key))
 }
 
