@@ -8,7 +8,7 @@
 use crate::chain::{Break, BreakReason, ChainVerifier, ExpectedIdentity, VerifyReport};
 use crate::envelope::Envelope;
 use crate::jcs::write_string;
-use crate::page::RawRecord;
+use crate::page::{self, RawRecord};
 use crate::payload::{Payload, SALT_LEN};
 use crate::state::{Head, Identity};
 use crate::{hex, jcs, strict_json};
@@ -87,6 +87,28 @@ pub fn event(first: bool, raw: &RawRecord<'_>) -> String {
         }
     }
     out.push('}');
+    out
+}
+
+/// The event entries of one stored page. Bytes that break off mid-page are
+/// exported as one damaged entry (`envelope_bytes` only), so the damage
+/// shows up as `MALFORMED` at its place instead of as missing events.
+pub fn page_entries(first: &mut bool, bytes: &[u8]) -> String {
+    let (records, damage) = page::decode_lossy(bytes);
+    let mut out = String::new();
+    for raw in &records {
+        out.push_str(&event(*first, raw));
+        *first = false;
+    }
+    if let Some((_, rest)) = damage {
+        if !*first {
+            out.push(',');
+        }
+        out.push_str("{\"envelope_bytes\":");
+        write_string(&mut out, &hex::encode(rest));
+        out.push('}');
+        *first = false;
+    }
     out
 }
 

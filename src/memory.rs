@@ -201,14 +201,7 @@ impl MemoryStore {
         let mut out = audit::begin(&self.identity, &exported_at);
         let mut first = true;
         for page in self.pages.values() {
-            // A damaged page still goes into the export, record by record as
-            // far as it can be split, so the verifier can point at it.
-            if let Ok(raws) = page::decode(&page.records) {
-                for raw in &raws {
-                    out.push_str(&audit::event(first, raw));
-                    first = false;
-                }
-            }
+            out.push_str(&audit::page_entries(&mut first, &page.records));
         }
         out.push_str(&audit::end(&self.head));
         out
@@ -457,5 +450,28 @@ mod tests {
         assert!(outcome.report.ok, "{:?}", outcome.report.first_break);
         assert_eq!(outcome.report.checked, 7);
         assert_eq!(outcome.head, *s.head());
+    }
+
+    #[test]
+    fn a_damaged_page_is_exported_as_damage_not_as_missing_events() {
+        let mut s = store();
+        let drafts = (0..4).map(|i| draft(&format!("a{i}"), json!({}))).collect();
+        s.append_batch(drafts).unwrap();
+        let (pages, _, _) = s.raw_mut();
+        let page = pages.values_mut().next().unwrap();
+        let cut = page.records.len() - 10;
+        page.records.truncate(cut);
+        let in_store = s.verify().first_break.unwrap();
+        assert_eq!(
+            (in_store.device_seq, in_store.reason.as_str()),
+            (4, "MALFORMED")
+        );
+        let outcome = crate::audit::check(&s.export_audit(), &Default::default()).unwrap();
+        let offline = outcome.report.first_break.unwrap();
+        assert_eq!(
+            (offline.device_seq, offline.reason.as_str()),
+            (4, "MALFORMED")
+        );
+        assert_eq!(outcome.report.checked, 3);
     }
 }

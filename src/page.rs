@@ -145,36 +145,55 @@ pub struct DecodeError {
 /// Splits page bytes into records without parsing them. Every length is
 /// checked against the bytes that remain, so no input can read out of bounds.
 pub fn decode(bytes: &[u8]) -> Result<Vec<RawRecord<'_>>, DecodeError> {
+    match decode_lossy(bytes) {
+        (records, None) => Ok(records),
+        (_, Some((error, _))) => Err(error),
+    }
+}
+
+/// Splits page bytes as far as they make sense: the records before any
+/// damage, and then, if the bytes break off, why and the damaged rest.
+pub fn decode_lossy(bytes: &[u8]) -> (Vec<RawRecord<'_>>, Option<(DecodeError, &[u8])>) {
     let mut records = Vec::new();
     let mut rest = bytes;
     while !rest.is_empty() {
-        let index = records.len();
-        let fail = |reason: &str| DecodeError {
-            index,
-            reason: reason.to_string(),
-        };
-        let (&kind, after_kind) = rest.split_first().ok_or_else(|| fail("empty record"))?;
-        if kind != KIND_PLAIN {
-            return Err(fail(&format!("unknown record kind {kind}")));
+        match decode_one(rest) {
+            Ok((record, after)) => {
+                records.push(record);
+                rest = after;
+            }
+            Err(reason) => {
+                let error = DecodeError {
+                    index: records.len(),
+                    reason: reason.to_string(),
+                };
+                return (records, Some((error, rest)));
+            }
         }
-        let (envelope, after) = take_len_prefixed(after_kind)
-            .ok_or_else(|| fail("envelope length runs past the page"))?;
-        if after.len() < SALT_LEN {
-            return Err(fail("salt runs past the page"));
-        }
-        let (salt, after) = after.split_at(SALT_LEN);
-        let (payload, after) =
-            take_len_prefixed(after).ok_or_else(|| fail("payload length runs past the page"))?;
-        let mut salt_arr = [0u8; SALT_LEN];
-        salt_arr.copy_from_slice(salt);
-        records.push(RawRecord {
-            envelope,
-            salt: salt_arr,
-            payload,
-        });
-        rest = after;
     }
-    Ok(records)
+    (records, None)
+}
+
+fn decode_one(bytes: &[u8]) -> Result<(RawRecord<'_>, &[u8]), String> {
+    let (&kind, after_kind) = bytes.split_first().ok_or("empty record")?;
+    if kind != KIND_PLAIN {
+        return Err(format!("unknown record kind {kind}"));
+    }
+    let (envelope, after) =
+        take_len_prefixed(after_kind).ok_or("envelope length runs past the page")?;
+    if after.len() < SALT_LEN {
+        return Err("salt runs past the page".into());
+    }
+    let (salt, after) = after.split_at(SALT_LEN);
+    let (payload, after) = take_len_prefixed(after).ok_or("payload length runs past the page")?;
+    let mut salt_arr = [0u8; SALT_LEN];
+    salt_arr.copy_from_slice(salt);
+    let record = RawRecord {
+        envelope,
+        salt: salt_arr,
+        payload,
+    };
+    Ok((record, after))
 }
 
 fn take_len_prefixed(bytes: &[u8]) -> Option<(&[u8], &[u8])> {

@@ -11,7 +11,7 @@ use super::idb::txn::{pending, request, Txn};
 use super::store::IdbStore;
 use crate::chain::{ChainVerifier, VerifyReport};
 use crate::error::Result;
-use crate::page::{self, Page};
+use crate::page::Page;
 use crate::state::{AggregateState, Head};
 use js_sys::Array;
 use std::collections::HashMap;
@@ -125,15 +125,10 @@ impl IdbStore {
         let mut first = true;
         let tail = self
             .scan(|pages| {
-                let mut chunk = String::new();
-                for p in pages {
-                    // A damaged page is exported as far as it can be split,
-                    // so the verifier can point at the damage.
-                    for raw in page::decode(&p.records).unwrap_or_default() {
-                        chunk.push_str(&crate::audit::event(first, &raw));
-                        first = false;
-                    }
-                }
+                let chunk: String = pages
+                    .iter()
+                    .map(|p| crate::audit::page_entries(&mut first, &p.records))
+                    .collect();
                 chunks.push(chunk);
                 true
             })

@@ -1,4 +1,4 @@
-// The three IndexedDB calls Rust cannot make through web-sys alone.
+// The IndexedDB calls Rust cannot make through web-sys alone.
 // Kept tiny: everything else is Rust.
 
 // IDBDatabase.transaction with { durability }, which web-sys only exposes
