@@ -5,6 +5,7 @@
 //! The document is written in pieces (`begin`, one `event` per record,
 //! `end`) so that a large log never has to sit in memory as one string.
 
+use crate::at_rest::AtRest;
 use crate::chain::{Break, BreakReason, ChainVerifier, ExpectedIdentity, VerifyReport};
 use crate::envelope::Envelope;
 use crate::jcs::write_string;
@@ -93,14 +94,23 @@ pub fn event(first: bool, raw: &RawRecord<'_>) -> String {
 /// The event entries of one stored page. Bytes that break off mid-page are
 /// exported as one damaged entry (`envelope_bytes` only), so the damage
 /// shows up as `MALFORMED` at its place instead of as missing events.
-pub fn page_entries(first: &mut bool, bytes: &[u8]) -> String {
-    let (records, damage) = page::decode_lossy(bytes);
+///
+/// Sealed pages are decrypted first (the export is plaintext); a record
+/// that does not decrypt is exported, with the rest of its page, as damage.
+pub fn page_entries(first: &mut bool, at_rest: &AtRest, bytes: &[u8]) -> String {
+    let opened = at_rest.open(bytes);
+    let (records, plain_damage) = page::decode_lossy(&opened.plain);
+    let damage = match (&opened.damage, plain_damage) {
+        (_, Some((_, rest))) => Some(rest),
+        (Some(d), None) => Some(d.rest),
+        (None, None) => None,
+    };
     let mut out = String::new();
     for raw in &records {
         out.push_str(&event(*first, raw));
         *first = false;
     }
-    if let Some((_, rest)) = damage {
+    if let Some(rest) = damage {
         if !*first {
             out.push(',');
         }
@@ -190,7 +200,7 @@ pub fn check(text: &str, options: &AuditCheck) -> Result<AuditOutcome, String> {
             Err(why) => verifier.feed_malformed(&why),
         }
     }
-    let mut report = verifier.finish(Some(&head), None);
+    let mut report = verifier.finish(Some(&head), None, None);
     if let (true, Some(anchor)) = (report.ok, &options.expected_head_hash) {
         if *anchor != head.hash {
             report.ok = false;

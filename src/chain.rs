@@ -6,6 +6,8 @@
 //! break. It is shared by the browser store, the in-memory store and
 //! `annal-verify`, so all three agree on what "tampered" means.
 
+use crate::at_rest::AtRest;
+use crate::crypto::blind::field;
 use crate::envelope::Envelope;
 use crate::page::{self, PageMeta, RawRecord};
 use crate::payload::SALT_LEN;
@@ -37,6 +39,10 @@ pub enum BreakReason {
     HeadMismatch,
     /// Index metadata (page index fields, aggregate versions) disagrees with the events.
     IndexMismatch,
+    /// A sealed record does not decrypt: its ciphertext, header or key was changed.
+    DecryptFailed,
+    /// The head record's MAC does not authenticate it (encrypted stores).
+    HeadMacMismatch,
 }
 
 impl BreakReason {
@@ -53,6 +59,8 @@ impl BreakReason {
             BreakReason::Truncated => "TRUNCATED",
             BreakReason::HeadMismatch => "HEAD_MISMATCH",
             BreakReason::IndexMismatch => "INDEX_MISMATCH",
+            BreakReason::DecryptFailed => "DECRYPT_FAILED",
+            BreakReason::HeadMacMismatch => "HEAD_MAC_MISMATCH",
         }
     }
 }
@@ -107,6 +115,7 @@ pub struct ChainVerifier {
     /// A `device_seq` reported missing, kept to tell deletion from reordering.
     missing: Option<u64>,
     aggregates: HashMap<String, AggregateState>,
+    at_rest: AtRest,
 }
 
 impl ChainVerifier {
@@ -120,7 +129,15 @@ impl ChainVerifier {
             first_break: None,
             missing: None,
             aggregates: HashMap::new(),
+            at_rest: AtRest::Plain,
         }
+    }
+
+    /// Reads stored pages as `at_rest` says: decrypts sealed records and
+    /// compares blinded index values and the head MAC.
+    pub fn with_at_rest(mut self, at_rest: AtRest) -> Self {
+        self.at_rest = at_rest;
+        self
     }
 
     /// Whether a break was found. Feeding more records then only serves to
@@ -147,6 +164,29 @@ impl ChainVerifier {
     /// Feeds one stored page: its index metadata and its packed records.
     pub fn feed_page(&mut self, meta: &PageMeta, bytes: &[u8]) {
         let at = self.expected_seq;
+        let opened = self.at_rest.open(bytes);
+        self.feed_opened(meta, &opened.plain, opened.damage.is_none());
+        if let Some(d) = opened.damage {
+            if !self.is_broken() {
+                let seq = at + d.index as u64;
+                let (reason, message) = if d.undecryptable {
+                    (
+                        BreakReason::DecryptFailed,
+                        format!("record {seq} does not decrypt: {}", d.reason),
+                    )
+                } else {
+                    (
+                        BreakReason::Malformed,
+                        format!("record {seq} cannot be read: {}", d.reason),
+                    )
+                };
+                self.fail(seq, reason, message);
+            }
+        }
+    }
+
+    fn feed_opened(&mut self, meta: &PageMeta, bytes: &[u8], complete: bool) {
+        let at = self.expected_seq;
         let raws = match page::decode(bytes) {
             Ok(raws) => raws,
             Err(e) => {
@@ -168,7 +208,7 @@ impl ChainVerifier {
                 envelopes.push(envelope);
             }
         }
-        if self.first_break.is_none() && page::meta_of(&envelopes) != *meta {
+        if self.first_break.is_none() && complete && self.at_rest.meta_of(&envelopes) != *meta {
             self.fail(
                 meta.first_device_seq,
                 BreakReason::IndexMismatch,
@@ -303,9 +343,14 @@ impl ChainVerifier {
 
     /// Ends verification: compares the head record (and, when given, the
     /// stored aggregate versions) with what the chain says.
+    ///
+    /// `head_mac` is the MAC stored beside the head; encrypted stores must
+    /// have one that authenticates the head. Stored aggregates are keyed as
+    /// stored (blind ids in blinded stores).
     pub fn finish(
         mut self,
         head: Option<&Head>,
+        head_mac: Option<&str>,
         aggregates: Option<&HashMap<String, AggregateState>>,
     ) -> VerifyReport {
         self.missing = None;
@@ -330,12 +375,32 @@ impl ChainVerifier {
                         head.device_seq
                     ),
                 );
+            } else if !self.at_rest.head_mac_ok(&head, head_mac) {
+                self.fail(
+                    head.device_seq.max(1),
+                    BreakReason::HeadMacMismatch,
+                    format!(
+                        "the head record (event {}) is not authenticated by its MAC: the log was \
+                         shortened or rewritten by someone without the key",
+                        head.device_seq
+                    ),
+                );
             }
         }
         if let (None, Some(stored)) = (&self.first_break, aggregates) {
+            let own: HashMap<String, AggregateState> = self
+                .aggregates
+                .iter()
+                .map(|(id, state)| {
+                    (
+                        self.at_rest.index_value(field::AGGREGATE_ID, id),
+                        self.at_rest.stored_aggregate(state),
+                    )
+                })
+                .collect();
             let mut bad: Option<(u64, String)> = None;
-            for (id, state) in stored.iter().chain(self.aggregates.iter()) {
-                if stored.get(id) != self.aggregates.get(id) {
+            for (id, state) in stored.iter().chain(own.iter()) {
+                if stored.get(id) != own.get(id) {
                     let seq = state.last_device_seq;
                     if bad.as_ref().is_none_or(|(s, _)| seq < *s) {
                         bad = Some((seq, id.clone()));

@@ -23,6 +23,10 @@ pub enum ErrorCode {
     Schema,
     /// A bug in annal itself. The instance should be reloaded.
     Internal,
+    /// The passphrase, key or recovery secret does not unlock this store.
+    BadKey,
+    /// The store is encrypted and locked: unlock it first.
+    Locked,
 }
 
 impl ErrorCode {
@@ -37,11 +41,13 @@ impl ErrorCode {
             ErrorCode::Closed => "ANNAL_CLOSED",
             ErrorCode::Schema => "ANNAL_SCHEMA",
             ErrorCode::Internal => "ANNAL_INTERNAL",
+            ErrorCode::BadKey => "ANNAL_BAD_KEY",
+            ErrorCode::Locked => "ANNAL_LOCKED",
         }
     }
 
     /// Every code, for exhaustive tests of the JavaScript mapping.
-    pub const ALL: [ErrorCode; 8] = [
+    pub const ALL: [ErrorCode; 10] = [
         ErrorCode::Validation,
         ErrorCode::VersionConflict,
         ErrorCode::Storage,
@@ -50,6 +56,8 @@ impl ErrorCode {
         ErrorCode::Closed,
         ErrorCode::Schema,
         ErrorCode::Internal,
+        ErrorCode::BadKey,
+        ErrorCode::Locked,
     ];
 }
 

@@ -1,9 +1,11 @@
 #![doc = include_str!("../README.md")]
 
 // The target-agnostic core: builds and tests natively.
+pub mod at_rest;
 pub mod audit;
 pub mod chain;
 pub mod clock;
+pub mod crypto;
 pub mod draft;
 pub mod entropy;
 pub mod envelope;

@@ -2,14 +2,16 @@
 //! layout as the IndexedDB store. It is a product, not only a test helper:
 //! apps use it to test their own event logic natively, without a browser.
 
+use crate::at_rest::AtRest;
 use crate::audit;
 use crate::chain::{ChainVerifier, VerifyReport};
 use crate::clock::Clock;
+use crate::crypto::blind::field;
 use crate::draft::Draft;
 use crate::entropy::Entropy;
 use crate::error::{Error, Result};
 use crate::filter::Filter;
-use crate::page::{self, Page};
+use crate::page::Page;
 use crate::record::Record;
 use crate::seal::{self, Outcome, TxnView, Unit};
 use crate::state::{AggregateState, Head, IdempotencyEntry, Identity};
@@ -23,8 +25,26 @@ pub struct MemoryStore {
     entropy: Box<dyn Entropy>,
     pages: BTreeMap<u64, Page>,
     head: Head,
+    head_mac: Option<String>,
     aggregates: HashMap<String, AggregateState>,
     idempotency: HashMap<String, IdempotencyEntry>,
+    at_rest: AtRest,
+}
+
+/// The stored parts of a [`MemoryStore`], for tamper drills. Keys and
+/// values are as stored: blind values and sealed records when encrypted.
+#[derive(Debug)]
+pub struct RawParts<'a> {
+    /// Pages by first `device_seq`.
+    pub pages: &'a mut BTreeMap<u64, Page>,
+    /// The head record.
+    pub head: &'a mut Head,
+    /// The MAC beside the head (encrypted stores).
+    pub head_mac: &'a mut Option<String>,
+    /// The aggregate index.
+    pub aggregates: &'a mut HashMap<String, AggregateState>,
+    /// How records are kept.
+    pub at_rest: &'a AtRest,
 }
 
 impl std::fmt::Debug for MemoryStore {
@@ -40,14 +60,53 @@ impl std::fmt::Debug for MemoryStore {
 impl MemoryStore {
     /// An empty store for `identity`, with injected time and randomness.
     pub fn new(identity: Identity, clock: Box<dyn Clock>, entropy: Box<dyn Entropy>) -> Self {
+        Self::with_at_rest(identity, clock, entropy, AtRest::Plain)
+    }
+
+    /// An empty store that keeps records as `at_rest` says: sealed stores
+    /// encrypt records, blind index values and MAC the head exactly as the
+    /// IndexedDB store does.
+    pub fn with_at_rest(
+        identity: Identity,
+        clock: Box<dyn Clock>,
+        entropy: Box<dyn Entropy>,
+        at_rest: AtRest,
+    ) -> Self {
+        let head = Head::genesis();
         MemoryStore {
             identity,
             clock,
             entropy,
             pages: BTreeMap::new(),
-            head: Head::genesis(),
+            head_mac: at_rest.head_mac(&head),
+            head,
             aggregates: HashMap::new(),
             idempotency: HashMap::new(),
+            at_rest,
+        }
+    }
+
+    /// A store for the core's own tests.
+    #[cfg(test)]
+    pub(crate) fn for_tests(at_rest: AtRest) -> Self {
+        let clock = crate::clock::ManualClock::new(1_700_000_000_000);
+        let entropy = crate::entropy::SeededEntropy::new(1);
+        let identity = Identity::generate("study-1", "nurse-1", &clock, &entropy);
+        Self::with_at_rest(identity, Box::new(clock), Box::new(entropy), at_rest)
+    }
+
+    /// How this store keeps records.
+    pub fn at_rest(&self) -> &AtRest {
+        &self.at_rest
+    }
+
+    /// Starts a new data key for the records appended from now on (encrypted
+    /// stores). Returns its id.
+    pub fn rotate_data_key(&mut self) -> Option<u32> {
+        let next = self.head.device_seq + 1;
+        match &mut self.at_rest {
+            AtRest::Sealed(s) => Some(s.ring.rotate(next)),
+            AtRest::Plain => None,
         }
     }
 
@@ -88,23 +147,30 @@ impl MemoryStore {
     /// Appends units as one commit, each unit succeeding or failing alone.
     pub fn append_units(&mut self, units: &[Unit]) -> Vec<Result<Vec<Record>>> {
         let (aggregate_ids, keys) = seal::keys_to_read(units);
-        let view = TxnView {
-            head: Some(self.head.clone()),
-            aggregates: aggregate_ids
+        let at = &self.at_rest;
+        let view: TxnView = at.view_of(
+            units,
+            Some(self.head.clone()),
+            aggregate_ids
                 .into_iter()
                 .map(|id| {
-                    let state = self.aggregates.get(&id).cloned();
+                    let state = self
+                        .aggregates
+                        .get(&at.index_value(field::AGGREGATE_ID, &id))
+                        .cloned();
                     (id, state)
                 })
                 .collect(),
-            idempotency: keys
-                .into_iter()
+            keys.into_iter()
                 .map(|k| {
-                    let entry = self.idempotency.get(&k).cloned();
+                    let entry = self
+                        .idempotency
+                        .get(&at.index_value(field::IDEMPOTENCY_KEY, &k))
+                        .cloned();
                     (k, entry)
                 })
                 .collect(),
-        };
+        );
         let sealed = seal::seal(
             &self.identity,
             view,
@@ -112,12 +178,28 @@ impl MemoryStore {
             self.clock.as_ref(),
             self.entropy.as_ref(),
         );
-        for page in page::pack(&sealed.records) {
+        if let AtRest::Sealed(s) = &mut self.at_rest {
+            s.ring
+                .rotate_if_due(self.head.device_seq, sealed.records.len() as u64);
+        }
+        let at = &self.at_rest;
+        for page in at.pack(&sealed.records, self.entropy.as_ref()) {
             self.pages.insert(page.meta.first_device_seq, page);
         }
+        self.head_mac = at.head_mac(&sealed.head);
         self.head = sealed.head;
-        self.aggregates.extend(sealed.aggregates);
-        self.idempotency.extend(sealed.idempotency);
+        for (id, state) in &sealed.aggregates {
+            self.aggregates.insert(
+                at.index_value(field::AGGREGATE_ID, id),
+                at.stored_aggregate(state),
+            );
+        }
+        for (key, entry) in &sealed.idempotency {
+            self.idempotency.insert(
+                at.index_value(field::IDEMPOTENCY_KEY, key),
+                at.stored_idempotency(entry),
+            );
+        }
         sealed
             .results
             .into_iter()
@@ -140,7 +222,8 @@ impl MemoryStore {
             .range(..=device_seq)
             .next_back()
             .ok_or_else(|| Error::storage(format!("event {device_seq} is not in the store")))?;
-        page::read_checked(first, &page.records)?
+        self.at_rest
+            .read_checked(first, &page.records)?
             .into_iter()
             .find(|r| r.envelope.device_seq == device_seq)
             .ok_or_else(|| Error::storage(format!("event {device_seq} is not in the store")))
@@ -159,7 +242,7 @@ impl MemoryStore {
             if out.len() >= limit {
                 break;
             }
-            let mut records = page::read_checked(first, &page.records)?;
+            let mut records = self.at_rest.read_checked(first, &page.records)?;
             if filter.reverse {
                 records.reverse();
             }
@@ -175,7 +258,10 @@ impl MemoryStore {
 
     /// An aggregate's current version and all its events.
     pub fn aggregate(&self, aggregate_id: &str) -> Result<(u64, Vec<Record>)> {
-        let version = self.aggregates.get(aggregate_id).map_or(0, |a| a.version);
+        let version = self
+            .aggregates
+            .get(&self.at_rest.index_value(field::AGGREGATE_ID, aggregate_id))
+            .map_or(0, |a| a.version);
         let filter = Filter {
             aggregate_id: Some(aggregate_id.to_string()),
             ..Filter::default()
@@ -185,14 +271,19 @@ impl MemoryStore {
 
     /// Recomputes every hash and link, and checks the head and indexes.
     pub fn verify(&self) -> VerifyReport {
-        let mut verifier = ChainVerifier::new(self.identity.expected());
+        let mut verifier =
+            ChainVerifier::new(self.identity.expected()).with_at_rest(self.at_rest.clone());
         for page in self.pages.values() {
             if verifier.is_broken() {
                 break;
             }
             verifier.feed_page(&page.meta, &page.records);
         }
-        verifier.finish(Some(&self.head), Some(&self.aggregates))
+        verifier.finish(
+            Some(&self.head),
+            self.head_mac.as_deref(),
+            Some(&self.aggregates),
+        )
     }
 
     /// The audit document of this store.
@@ -201,7 +292,11 @@ impl MemoryStore {
         let mut out = audit::begin(&self.identity, &exported_at);
         let mut first = true;
         for page in self.pages.values() {
-            out.push_str(&audit::page_entries(&mut first, &page.records));
+            out.push_str(&audit::page_entries(
+                &mut first,
+                &self.at_rest,
+                &page.records,
+            ));
         }
         out.push_str(&audit::end(&self.head));
         out
@@ -209,14 +304,14 @@ impl MemoryStore {
 
     /// Raw access to the stored pages, head and aggregate index, for tamper
     /// drills: demonstrating to an auditor that edits are detected.
-    pub fn raw_mut(
-        &mut self,
-    ) -> (
-        &mut BTreeMap<u64, Page>,
-        &mut Head,
-        &mut HashMap<String, AggregateState>,
-    ) {
-        (&mut self.pages, &mut self.head, &mut self.aggregates)
+    pub fn raw_mut(&mut self) -> RawParts<'_> {
+        RawParts {
+            pages: &mut self.pages,
+            head: &mut self.head,
+            head_mac: &mut self.head_mac,
+            aggregates: &mut self.aggregates,
+            at_rest: &self.at_rest,
+        }
     }
 }
 
@@ -457,8 +552,7 @@ mod tests {
         let mut s = store();
         let drafts = (0..4).map(|i| draft(&format!("a{i}"), json!({}))).collect();
         s.append_batch(drafts).unwrap();
-        let (pages, _, _) = s.raw_mut();
-        let page = pages.values_mut().next().unwrap();
+        let page = s.raw_mut().pages.values_mut().next().unwrap();
         let cut = page.records.len() - 10;
         page.records.truncate(cut);
         let in_store = s.verify().first_break.unwrap();

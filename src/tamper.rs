@@ -6,7 +6,9 @@
 //! their layout with IndexedDB. Page metadata is recomputed after each edit,
 //! as a careful attacker would, so only the chain itself can catch it.
 
+use crate::at_rest::AtRest;
 use crate::chain::BreakReason;
+use crate::crypto::blind::field;
 use crate::envelope::Envelope;
 use crate::memory::MemoryStore;
 use crate::page::{self, Page, PageMeta};
@@ -62,6 +64,19 @@ impl Mutation {
             Mutation::TruncateTailFixHead(_) | Mutation::RehashSuffix(_) => Expectation::Undetected,
         }
     }
+
+    /// The outcome for an encrypted store, edited by someone who holds a
+    /// data key (so records can be rewritten) but not the master key: the
+    /// head MAC then catches the two edits a plain chain cannot see.
+    pub fn expectation_sealed(self, len: u64) -> Expectation {
+        match self {
+            Mutation::TruncateTailFixHead(k) => {
+                Expectation::Detected(len - k, BreakReason::HeadMacMismatch)
+            }
+            Mutation::RehashSuffix(_) => Expectation::Detected(len, BreakReason::HeadMacMismatch),
+            other => other.expectation(len),
+        }
+    }
 }
 
 /// A record pulled out of its page for editing.
@@ -72,18 +87,27 @@ struct Loose {
     payload: Vec<u8>,
 }
 
-/// Applies `mutation` to the stored log of `store`.
+/// Applies `mutation` to the stored log of `store`. In an encrypted store
+/// records are decrypted, edited and re-encrypted under the data key, and
+/// index values re-blinded, but the head MAC is left alone: its key is what
+/// the attacker lacks.
 pub fn apply(store: &mut MemoryStore, mutation: Mutation) {
-    let (pages, head, aggregates) = store.raw_mut();
-    let mut records: Vec<Loose> = pages
-        .values()
-        .flat_map(|p| page::decode(&p.records).unwrap_or_default())
-        .map(|r| Loose {
-            envelope: r.envelope.to_vec(),
-            salt: r.salt,
-            payload: r.payload.to_vec(),
-        })
-        .collect();
+    let raw = store.raw_mut();
+    let (pages, head, aggregates, at_rest) = (raw.pages, raw.head, raw.aggregates, raw.at_rest);
+    let mut records: Vec<Loose> = Vec::new();
+    for p in pages.values() {
+        let opened = at_rest.open(&p.records);
+        records.extend(
+            page::decode(&opened.plain)
+                .unwrap_or_default()
+                .iter()
+                .map(|r| Loose {
+                    envelope: r.envelope.to_vec(),
+                    salt: r.salt,
+                    payload: r.payload.to_vec(),
+                }),
+        );
+    }
     let at = |n: u64| (n - 1) as usize;
     match mutation {
         Mutation::FlipPayloadByte(n) => {
@@ -111,7 +135,7 @@ pub fn apply(store: &mut MemoryStore, mutation: Mutation) {
         Mutation::TruncateTail(k) => records.truncate(records.len() - k as usize),
         Mutation::TruncateTailFixHead(k) => {
             records.truncate(records.len() - k as usize);
-            rewrite_derived(&records, head, aggregates);
+            rewrite_derived(&records, head, aggregates, at_rest);
         }
         Mutation::RehashSuffix(n) => {
             let mut prev = if n == 1 {
@@ -130,10 +154,10 @@ pub fn apply(store: &mut MemoryStore, mutation: Mutation) {
                 prev = e.hash.clone();
                 r.envelope = e.canonical().into_bytes();
             }
-            rewrite_derived(&records, head, aggregates);
+            rewrite_derived(&records, head, aggregates, at_rest);
         }
     }
-    *pages = repack(&records);
+    *pages = repack(&records, at_rest);
 }
 
 fn parse(r: &Loose) -> Envelope {
@@ -145,6 +169,7 @@ fn rewrite_derived(
     records: &[Loose],
     head: &mut Head,
     aggregates: &mut std::collections::HashMap<String, AggregateState>,
+    at_rest: &AtRest,
 ) {
     aggregates.clear();
     *head = Head::genesis();
@@ -155,29 +180,39 @@ fn rewrite_derived(
             hash: e.hash.clone(),
         };
         aggregates.insert(
-            e.aggregate_id.clone(),
-            AggregateState {
+            at_rest.index_value(field::AGGREGATE_ID, &e.aggregate_id),
+            at_rest.stored_aggregate(&AggregateState {
                 aggregate_type: e.aggregate_type.clone(),
                 version: e.aggregate_version,
                 last_device_seq: e.device_seq,
-            },
+            }),
         );
     }
 }
 
 /// Packs loose records into pages of at most 4 records each, keyed by
 /// position, so that edits also cross page boundaries.
-fn repack(records: &[Loose]) -> std::collections::BTreeMap<u64, Page> {
+fn repack(records: &[Loose], at_rest: &AtRest) -> std::collections::BTreeMap<u64, Page> {
     let mut pages = std::collections::BTreeMap::new();
     let mut next_key = 1u64;
+    let entropy = crate::entropy::SeededEntropy::new(0x7a3e);
     for chunk in records.chunks(4) {
         let mut bytes = Vec::new();
         let mut envelopes = Vec::new();
         for r in chunk {
-            page::encode_raw(&mut bytes, &r.envelope, &r.salt, &r.payload);
-            envelopes.push(parse(r));
+            let envelope = parse(r);
+            match at_rest {
+                AtRest::Plain => page::encode_raw(&mut bytes, &r.envelope, &r.salt, &r.payload),
+                AtRest::Sealed(s) => {
+                    let mut plain = Vec::new();
+                    page::encode_raw(&mut plain, &r.envelope, &r.salt, &r.payload);
+                    let key = s.keys.data_key(s.ring.current);
+                    s.seal_record(&mut bytes, &key, &envelope, &plain, &entropy);
+                }
+            }
+            envelopes.push(envelope);
         }
-        let meta: PageMeta = page::meta_of(&envelopes);
+        let meta: PageMeta = at_rest.meta_of(&envelopes);
         pages.insert(
             next_key,
             Page {
@@ -202,10 +237,27 @@ mod tests {
     const LEN: u64 = 10;
 
     fn valid_log() -> MemoryStore {
+        log_at_rest(AtRest::Plain)
+    }
+
+    fn sealed() -> AtRest {
+        use crate::crypto::{
+            keyring::KeyRing,
+            keys::{KeySet, MasterKey},
+        };
+        AtRest::Sealed(Box::new(crate::at_rest::SealedAtRest {
+            keys: KeySet::new("store-x", MasterKey::from_bytes(&[3; 32]).unwrap()),
+            blind_indexes: true,
+            ring: KeyRing::new(1000),
+        }))
+    }
+
+    fn log_at_rest(at_rest: AtRest) -> MemoryStore {
         let clock = ManualClock::new(1_700_000_000_000);
         let entropy = SeededEntropy::new(1);
         let identity = Identity::generate("study-1", "nurse-1", &clock, &entropy);
-        let mut store = MemoryStore::new(identity, Box::new(clock), Box::new(entropy));
+        let mut store =
+            MemoryStore::with_at_rest(identity, Box::new(clock), Box::new(entropy), at_rest);
         for i in 1..=LEN {
             let draft = Draft::from_value(&json!({
                 "aggregateType": "diary",
@@ -222,6 +274,15 @@ mod tests {
 
     #[test]
     fn every_mutation_is_reported_as_the_threat_model_says() {
+        check_table(false);
+    }
+
+    #[test]
+    fn the_head_mac_catches_what_a_plain_chain_cannot() {
+        check_table(true);
+    }
+
+    fn check_table(encrypted: bool) {
         let table = [
             ("flip one byte of a payload", Mutation::FlipPayloadByte(4)),
             ("change a field", Mutation::ChangeField(6)),
@@ -236,10 +297,19 @@ mod tests {
             ("re-hash a whole suffix", Mutation::RehashSuffix(5)),
         ];
         for (name, mutation) in table {
-            let mut store = valid_log();
+            let mut store = if encrypted {
+                log_at_rest(sealed())
+            } else {
+                valid_log()
+            };
             apply(&mut store, mutation);
             let report = store.verify();
-            match mutation.expectation(LEN) {
+            let expected = if encrypted {
+                mutation.expectation_sealed(LEN)
+            } else {
+                mutation.expectation(LEN)
+            };
+            match expected {
                 Expectation::Detected(seq, reason) => {
                     let b = report
                         .first_break
@@ -275,8 +345,7 @@ mod tests {
     #[test]
     fn a_stale_aggregate_index_is_caught() {
         let mut store = valid_log();
-        let (_, _, aggregates) = store.raw_mut();
-        aggregates.get_mut("d-1").unwrap().version = 99;
+        store.raw_mut().aggregates.get_mut("d-1").unwrap().version = 99;
         let b = store.verify().first_break.unwrap();
         assert_eq!(b.reason, BreakReason::IndexMismatch);
     }
@@ -284,13 +353,11 @@ mod tests {
     #[test]
     fn damaged_page_bytes_are_malformed_not_a_panic() {
         let mut store = valid_log();
-        let (pages, _, _) = store.raw_mut();
-        let page = pages.values_mut().next().unwrap();
+        let page = store.raw_mut().pages.values_mut().next().unwrap();
         page.records.truncate(page.records.len() - 3);
         let b = store.verify().first_break.unwrap();
         assert_eq!(b.reason, BreakReason::Malformed);
-        let (pages, _, _) = store.raw_mut();
-        let page = pages.values_mut().next().unwrap();
+        let page = store.raw_mut().pages.values_mut().next().unwrap();
         page.records[0] = 9;
         assert_eq!(
             store.verify().first_break.unwrap().reason,

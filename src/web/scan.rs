@@ -127,7 +127,13 @@ impl IdbStore {
             .scan(|pages| {
                 let chunk: String = pages
                     .iter()
-                    .map(|p| crate::audit::page_entries(&mut first, &p.records))
+                    .map(|p| {
+                        crate::audit::page_entries(
+                            &mut first,
+                            &crate::at_rest::AtRest::Plain,
+                            &p.records,
+                        )
+                    })
                     .collect();
                 chunks.push(chunk);
                 true

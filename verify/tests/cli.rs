@@ -511,8 +511,7 @@ fn stored_payload_bytes_that_are_not_canonical_stay_visible_in_the_export() {
     }))
     .expect("a valid draft");
     store.append(draft).expect("append");
-    let (pages, _, _) = store.raw_mut();
-    let page = pages.values_mut().next().expect("one page");
+    let page = store.raw_mut().pages.values_mut().next().expect("one page");
     let canonical = br#"{"a":1,"b":2}"#;
     let at = page
         .records
