@@ -293,6 +293,37 @@ impl AtRest {
         }
     }
 
+    /// Whether `bytes` hold a sealed record under a key newer than the ring
+    /// knows: another context rotated, and the ring must be read again.
+    pub fn names_newer_key(&self, bytes: &[u8]) -> bool {
+        match self {
+            AtRest::Sealed(s) => {
+                let max = s.ring.max_id();
+                sealed::split(bytes).0.iter().any(|r| r.key_id > max)
+            }
+            AtRest::Plain => false,
+        }
+    }
+
+    /// The same keys with another ring.
+    pub fn with_ring(&self, ring: KeyRing) -> AtRest {
+        match self {
+            AtRest::Sealed(s) => AtRest::Sealed(Box::new(SealedAtRest {
+                ring,
+                ..(**s).clone()
+            })),
+            AtRest::Plain => AtRest::Plain,
+        }
+    }
+
+    /// The ring, for sealed stores.
+    pub fn ring(&self) -> Option<&KeyRing> {
+        match self {
+            AtRest::Sealed(s) => Some(&s.ring),
+            AtRest::Plain => None,
+        }
+    }
+
     /// Whether `mac` authenticates `head`. Plain stores have no MAC.
     pub fn head_mac_ok(&self, head: &Head, mac: Option<&str>) -> bool {
         match self {

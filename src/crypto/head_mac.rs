@@ -11,6 +11,9 @@ use zeroize::Zeroizing;
 /// Prefix of the MAC input.
 pub const HEAD_MAC_PREFIX: &str = "annal/1 head";
 
+/// Prefix of the key ring's MAC input.
+pub const KEYRING_MAC_PREFIX: &str = "annal/1 keyring";
+
 /// The head-MAC key. Zeroized on drop.
 #[derive(Clone)]
 pub struct HeadMacKey(Zeroizing<[u8; 32]>);
@@ -37,6 +40,39 @@ impl HeadMacKey {
         mac.update(&[0]);
         mac.update(head.hash.as_bytes());
         mac
+    }
+
+    fn hmac_text(&self, label: &str, store_id: &str, text: &str) -> Hmac<Sha256> {
+        let mut mac = <Hmac<Sha256> as KeyInit>::new_from_slice(self.0.as_ref())
+            .unwrap_or_else(|_| unreachable!("HMAC takes keys of any length"));
+        mac.update(label.as_bytes());
+        mac.update(&[0]);
+        mac.update(store_id.as_bytes());
+        mac.update(&[0]);
+        mac.update(text.as_bytes());
+        mac
+    }
+
+    /// `hex(HMAC-SHA256(key, "annal/1 keyring" 0 store_id 0 ring))` over the
+    /// stored JSON text of the key ring.
+    pub fn mac_keyring(&self, store_id: &str, ring: &str) -> String {
+        crate::hex::encode(
+            &self
+                .hmac_text(KEYRING_MAC_PREFIX, store_id, ring)
+                .finalize()
+                .into_bytes(),
+        )
+    }
+
+    /// Checks a key ring's MAC in constant time.
+    pub fn check_keyring(&self, store_id: &str, ring: &str, mac: &str) -> bool {
+        match crate::hex::decode::<32>(mac) {
+            Some(bytes) => self
+                .hmac_text(KEYRING_MAC_PREFIX, store_id, ring)
+                .verify_slice(&bytes)
+                .is_ok(),
+            None => false,
+        }
     }
 
     /// `hex(HMAC-SHA256(key, "annal/1 head" 0 store_id 0 device_seq 0 hash))`.

@@ -10,8 +10,11 @@ pub const DEFAULT_MAX_RECORDS_PER_KEY: u64 = 1 << 30;
 /// The smallest limit an app may set.
 pub const MIN_MAX_RECORDS_PER_KEY: u64 = 100;
 
+use serde::{Deserialize, Serialize};
+
 /// One data key of the ring.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct RingKey {
     /// Key id; the HKDF info is `"annal/1 data key " + id`.
     pub id: u32,
@@ -25,7 +28,8 @@ pub struct RingKey {
 
 /// A re-encryption in progress: every page before `next_device_seq` has
 /// moved to key `target`.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct Reencryption {
     /// The key records move to.
     pub target: u32,
@@ -33,17 +37,20 @@ pub struct Reencryption {
     pub next_device_seq: u64,
 }
 
-/// The ring. Kept in the `meta` record `"keyring"`.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// The ring. Kept in the `meta` record `"keyring"` as JSON text with a MAC
+/// under the head-MAC key, so it cannot be edited (to un-retire a key, say)
+/// without the key.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct KeyRing {
     /// The key that encrypts new records.
     pub current: u32,
+    /// Rotate before a key passes this many records.
+    pub max_records_per_key: u64,
     /// Every key ever used, oldest first.
     pub keys: Vec<RingKey>,
     /// A re-encryption that has not finished.
     pub reencryption: Option<Reencryption>,
-    /// Rotate before a key passes this many records.
-    pub max_records_per_key: u64,
 }
 
 impl KeyRing {
@@ -60,6 +67,28 @@ impl KeyRing {
             reencryption: None,
             max_records_per_key,
         }
+    }
+
+    /// The stored JSON text.
+    pub fn to_json(&self) -> String {
+        serde_json::to_string(self).unwrap_or_default()
+    }
+
+    /// Parses the stored JSON text and checks that it describes a ring.
+    pub fn from_json(text: &str) -> Result<KeyRing, String> {
+        let ring: KeyRing = serde_json::from_str(text).map_err(|e| e.to_string())?;
+        if !ring.usable(ring.current) {
+            return Err(format!(
+                "the current key {} is not in the ring",
+                ring.current
+            ));
+        }
+        Ok(ring)
+    }
+
+    /// The highest key id in the ring.
+    pub fn max_id(&self) -> u32 {
+        self.keys.iter().map(|k| k.id).max().unwrap_or(0)
     }
 
     /// The ring entry of key `id`.
@@ -88,7 +117,7 @@ impl KeyRing {
     /// Adds a new current key for records from `next_device_seq` on, and
     /// returns its id.
     pub fn rotate(&mut self, next_device_seq: u64) -> u32 {
-        let id = self.keys.iter().map(|k| k.id).max().unwrap_or(0) + 1;
+        let id = self.max_id() + 1;
         self.keys.push(RingKey {
             id,
             first_device_seq: next_device_seq,
@@ -144,6 +173,22 @@ mod tests {
         assert_eq!(ring.current, 2);
         assert_eq!(ring.key(2).unwrap().first_device_seq, 91);
         assert!(!ring.rotate_if_due(91, 99));
+    }
+
+    #[test]
+    fn json_round_trips_and_is_checked() {
+        let mut ring = KeyRing::new(500);
+        ring.rotate(3);
+        ring.reencryption = Some(Reencryption {
+            target: 2,
+            next_device_seq: 1,
+        });
+        let text = ring.to_json();
+        assert!(text.starts_with(r#"{"current":2,"max_records_per_key":500,"keys":[{"id":1,"#));
+        assert_eq!(KeyRing::from_json(&text).unwrap(), ring);
+        assert!(KeyRing::from_json(&text.replace("\"current\":2", "\"current\":7")).is_err());
+        assert!(KeyRing::from_json("{}").is_err());
+        assert!(KeyRing::from_json("[").is_err());
     }
 
     #[test]

@@ -4,6 +4,7 @@
 
 use super::idb::layout::DB_PREFIX;
 use super::js_json::to_json;
+use super::keys::credential::{self, Credential};
 use super::options::OpenOptions;
 use super::read::EventCursor;
 use super::store::{destroy, IdbStore};
@@ -72,12 +73,143 @@ fn set(obj: &js_sys::Object, key: &str, value: JsValue) {
 
 #[wasm_bindgen]
 impl Store {
-    /// Opens or creates a store: `{ name, userId, tenantId?, durability? }`.
+    /// Opens or creates a store: `{ name, userId, tenantId?, durability?,
+    /// passphrase? | keyEncryptionKey? | recoverySecret?, blindIndexes?,
+    /// maxRecordsPerKey? }`.
     pub async fn open(options: JsValue) -> std::result::Result<Store, JsValue> {
-        let options = OpenOptions::from_value(&to_json(&options, "options")?)?;
+        let credential = Credential::from_options(&options)?;
+        let plain = credential::without_credentials(&options);
+        let options = OpenOptions::from_value(&to_json(&plain, "options")?)?;
         Ok(Store {
-            inner: IdbStore::open(options).await?,
+            inner: IdbStore::open(options, credential).await?,
         })
+    }
+
+    /// Whether records are encrypted at rest.
+    #[wasm_bindgen(getter)]
+    pub fn encrypted(&self) -> bool {
+        self.inner.keys.encrypted()
+    }
+
+    /// Whether the keys are locked away (encrypted stores).
+    #[wasm_bindgen(getter)]
+    pub fn locked(&self) -> bool {
+        self.inner.keys.encrypted() && self.inner.keys.locked()
+    }
+
+    /// Zeroizes the keys here and in every other context of this store.
+    pub fn lock(&self) -> std::result::Result<(), JsValue> {
+        Ok(self.inner.lock()?)
+    }
+
+    /// Unlocks this context: a passphrase string, or `{ passphrase }`,
+    /// `{ keyEncryptionKey }` or `{ recoverySecret }`.
+    pub async fn unlock(&self, credential: JsValue) -> std::result::Result<(), JsValue> {
+        let credential = Credential::from_value(&credential, "unlock()")?;
+        Ok(self.inner.unlock(&credential).await?)
+    }
+
+    /// Rewraps the master key under a new passphrase, after checking `old`
+    /// (a passphrase, or a credential object). No event is re-encrypted.
+    #[wasm_bindgen(js_name = changePassphrase)]
+    pub async fn change_passphrase(
+        &self,
+        old: JsValue,
+        new_passphrase: JsValue,
+    ) -> std::result::Result<(), JsValue> {
+        let old = Credential::from_value(&old, "changePassphrase()")?;
+        Ok(self.inner.change_passphrase(&old, &new_passphrase).await?)
+    }
+
+    /// A new recovery secret, shown once; the previous one stops working.
+    #[wasm_bindgen(js_name = exportRecoveryKey)]
+    pub async fn export_recovery_key(&self) -> std::result::Result<String, JsValue> {
+        let text = self.inner.export_recovery_key().await?;
+        Ok(text.as_str().to_string())
+    }
+
+    /// Starts a new data key for new records: `{ keyId }`.
+    #[wasm_bindgen(js_name = rotateDataKey)]
+    pub async fn rotate_data_key(&self) -> std::result::Result<JsValue, JsValue> {
+        let id = self.inner.rotate_data_key().await?;
+        let out = js_sys::Object::new();
+        set(&out, "keyId", JsValue::from(id));
+        Ok(out.into())
+    }
+
+    /// Moves every record to the current data key and retires older keys:
+    /// `{ keyId, reencrypted, retired }`. Resumable.
+    #[wasm_bindgen(js_name = reencryptAll)]
+    pub async fn reencrypt_all(
+        &self,
+        on_progress: JsValue,
+    ) -> std::result::Result<JsValue, JsValue> {
+        let callback = on_progress.dyn_into::<js_sys::Function>().ok();
+        let progress = |done: u64, total: u64| {
+            if let Some(f) = &callback {
+                let _ = f.call2(
+                    &JsValue::NULL,
+                    &JsValue::from(done as f64),
+                    &JsValue::from(total as f64),
+                );
+            }
+        };
+        let done = self.inner.reencrypt_all(&progress).await?;
+        let out = js_sys::Object::new();
+        set(&out, "keyId", JsValue::from(done.key_id));
+        set(&out, "reencrypted", JsValue::from(done.records as f64));
+        let retired: Array = done.retired.iter().map(|id| JsValue::from(*id)).collect();
+        set(&out, "retired", retired.into());
+        Ok(out.into())
+    }
+
+    /// The key ring: `{ current, maxRecordsPerKey, keys, reencryption }`.
+    #[wasm_bindgen(js_name = keyInfo)]
+    pub async fn key_info(&self) -> std::result::Result<JsValue, JsValue> {
+        let (ring, head) = self.inner.key_info().await?;
+        let out = js_sys::Object::new();
+        set(&out, "current", JsValue::from(ring.current));
+        set(
+            &out,
+            "maxRecordsPerKey",
+            JsValue::from(ring.max_records_per_key as f64),
+        );
+        let keys: Array = ring
+            .keys
+            .iter()
+            .map(|k| {
+                let o = js_sys::Object::new();
+                set(&o, "id", JsValue::from(k.id));
+                set(
+                    &o,
+                    "firstDeviceSeq",
+                    JsValue::from(k.first_device_seq as f64),
+                );
+                set(&o, "records", JsValue::from(ring.usage(k.id, head) as f64));
+                set(&o, "retired", JsValue::from(k.retired));
+                JsValue::from(o)
+            })
+            .collect();
+        set(&out, "keys", keys.into());
+        let job = match &ring.reencryption {
+            None => JsValue::NULL,
+            Some(r) => {
+                let o = js_sys::Object::new();
+                set(&o, "target", JsValue::from(r.target));
+                set(&o, "nextDeviceSeq", JsValue::from(r.next_device_seq as f64));
+                o.into()
+            }
+        };
+        set(&out, "reencryption", job);
+        Ok(out.into())
+    }
+
+    /// Calls `callback(locked)` when this context locks or unlocks.
+    #[wasm_bindgen(js_name = onLockChange)]
+    pub fn on_lock_change(&self, callback: JsValue) {
+        self.inner
+            .keys
+            .on_change(callback.dyn_into::<js_sys::Function>().ok());
     }
 
     /// Deletes a store's database. Other open connections are closed.

@@ -5,14 +5,18 @@
 //! or workers appending at once are serialized by IndexedDB and can neither
 //! fork the chain nor reuse a `device_seq`.
 
-use super::idb::layout::{self, AGGREGATES, ALL_STORES, IDEMPOTENCY, META, META_HEAD_KEY, PAGES};
+use super::idb::layout::{
+    self, AGGREGATES, ALL_STORES, IDEMPOTENCY, META, META_HEAD_KEY, META_KEYRING_KEY, PAGES,
+};
 use super::idb::txn::{fire, pending, Txn};
 use super::platform::{BrowserClock, BrowserEntropy};
-use super::store::IdbStore;
+use super::store::{put_ring, ring_from_js, IdbStore};
+use crate::at_rest::AtRest;
+use crate::crypto::blind::field;
 use crate::error::Result;
-use crate::page;
 use crate::record::Record;
-use crate::seal::{self, Outcome, Sealed, TxnView, Unit};
+use crate::seal::{self, Outcome, Sealed, Unit};
+use std::collections::HashMap;
 use wasm_bindgen::JsValue;
 
 /// Commits `units` in one transaction. The outer error means the
@@ -22,8 +26,11 @@ pub(crate) async fn commit_units(
     store: &IdbStore,
     units: &[Unit],
 ) -> Result<Vec<Result<Vec<Record>>>> {
+    // Keys are taken before the transaction starts; a lock() meanwhile
+    // zeroizes them only after this commit lets go of them.
+    let at_rest = store.at_rest()?;
     let txn = Txn::begin(store.db()?, &ALL_STORES, true, store.durability)?;
-    let sealed = match read_seal_write(store, &txn, units).await {
+    let sealed = match read_seal_write(store, &at_rest, &txn, units).await {
         Ok(sealed) => sealed,
         Err(e) => {
             // Never let a half-issued set of writes auto-commit.
@@ -44,57 +51,89 @@ pub(crate) async fn commit_units(
     Ok(results)
 }
 
-async fn read_seal_write(store: &IdbStore, txn: &Txn, units: &[Unit]) -> Result<Sealed> {
+async fn read_seal_write(
+    store: &IdbStore,
+    at_rest: &AtRest,
+    txn: &Txn,
+    units: &[Unit],
+) -> Result<Sealed> {
     let meta = txn.store(META)?;
     let pages = txn.store(PAGES)?;
     let aggregates = txn.store(AGGREGATES)?;
     let idempotency = txn.store(IDEMPOTENCY)?;
+    let key = |f: &str, v: &str| JsValue::from_str(&at_rest.index_value(f, v));
 
     // Issue every read at once; IndexedDB answers them in order.
     let (aggregate_ids, keys) = seal::keys_to_read(units);
     let head = pending(meta.get(&JsValue::from_str(META_HEAD_KEY)))?;
+    let ring = match at_rest {
+        AtRest::Sealed(_) => Some(pending(meta.get(&JsValue::from_str(META_KEYRING_KEY)))?),
+        AtRest::Plain => None,
+    };
     let aggregate_reads = aggregate_ids
         .into_iter()
-        .map(|id| Ok((pending(aggregates.get(&JsValue::from_str(&id)))?, id)))
+        .map(|id| Ok((pending(aggregates.get(&key(field::AGGREGATE_ID, &id)))?, id)))
         .collect::<Result<Vec<_>>>()?;
     let key_reads = keys
         .into_iter()
-        .map(|k| Ok((pending(idempotency.get(&JsValue::from_str(&k)))?, k)))
+        .map(|k| {
+            Ok((
+                pending(idempotency.get(&key(field::IDEMPOTENCY_KEY, &k)))?,
+                k,
+            ))
+        })
         .collect::<Result<Vec<_>>>()?;
 
-    let mut view = TxnView {
-        head: layout::head_from_js(&head.result().await?)?,
-        ..TxnView::default()
+    let head = layout::head_from_js(&head.result().await?)?;
+    // The ring in the database decides the key, whatever this context
+    // cached: another context may have rotated.
+    let mut at_rest = match ring {
+        Some(read) => at_rest.with_ring(ring_from_js(at_rest, &read.result().await?)?),
+        None => AtRest::Plain,
     };
+    let mut stored_aggregates = HashMap::new();
     for (read, id) in aggregate_reads {
-        view.aggregates
-            .insert(id, layout::aggregate_from_js(&read.result().await?)?);
+        stored_aggregates.insert(id, layout::aggregate_from_js(&read.result().await?)?);
     }
+    let mut stored_keys = HashMap::new();
     for (read, key) in key_reads {
-        view.idempotency
-            .insert(key, layout::idempotency_from_js(&read.result().await?)?);
+        stored_keys.insert(key, layout::idempotency_from_js(&read.result().await?)?);
     }
 
     // Everything from here to the writes is synchronous: an await on
     // anything but these requests would let the transaction commit early.
+    // Encryption is synchronous Rust for the same reason.
+    let view = at_rest.view_of(units, head, stored_aggregates, stored_keys);
     let sealed = seal::seal(&store.identity, view, units, &BrowserClock, &BrowserEntropy);
     if !sealed.records.is_empty() {
-        for page in page::pack(&sealed.records) {
+        if let AtRest::Sealed(s) = &mut at_rest {
+            let before = sealed.head.device_seq - sealed.records.len() as u64;
+            if s.ring.rotate_if_due(before, sealed.records.len() as u64) {
+                put_ring(&meta, &s.keys, &s.ring)?;
+            }
+        }
+        for page in at_rest.pack(&sealed.records, &BrowserEntropy) {
             fire(pages.add(&layout::page_to_js(&page)))?;
         }
         fire(meta.put_with_key(
-            &layout::head_to_js(&sealed.head),
+            &layout::head_to_js(&sealed.head, at_rest.head_mac(&sealed.head).as_deref()),
             &JsValue::from_str(META_HEAD_KEY),
         ))?;
         for (id, state) in &sealed.aggregates {
-            fire(aggregates.put_with_key(&layout::aggregate_to_js(state), &JsValue::from_str(id)))?;
+            fire(aggregates.put_with_key(
+                &layout::aggregate_to_js(&at_rest.stored_aggregate(state)),
+                &key(field::AGGREGATE_ID, id),
+            ))?;
         }
-        for (key, entry) in &sealed.idempotency {
-            fire(
-                idempotency
-                    .add_with_key(&layout::idempotency_to_js(entry), &JsValue::from_str(key)),
-            )?;
+        for (k, entry) in &sealed.idempotency {
+            fire(idempotency.add_with_key(
+                &layout::idempotency_to_js(&at_rest.stored_idempotency(entry)),
+                &key(field::IDEMPOTENCY_KEY, k),
+            ))?;
         }
+    }
+    if at_rest.is_sealed() {
+        store.keys.update_ring(at_rest);
     }
     Ok(sealed)
 }

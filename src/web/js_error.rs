@@ -16,6 +16,8 @@ pub(crate) fn class_name(code: ErrorCode) -> &'static str {
         ErrorCode::Closed => "AnnalClosedError",
         ErrorCode::Schema => "AnnalSchemaError",
         ErrorCode::Internal => "AnnalInternalError",
+        ErrorCode::BadKey => "AnnalBadKeyError",
+        ErrorCode::Locked => "AnnalLockedError",
     }
 }
 

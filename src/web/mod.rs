@@ -3,10 +3,12 @@
 
 mod api;
 mod append;
+mod encryption;
 mod group_commit;
 mod idb;
 mod js_error;
 mod js_json;
+mod keys;
 mod options;
 mod platform;
 mod read;

@@ -1,6 +1,7 @@
 //! `EventStore.open(...)` options.
 
 use super::idb::txn::Durability;
+use crate::crypto::keyring::{DEFAULT_MAX_RECORDS_PER_KEY, MIN_MAX_RECORDS_PER_KEY};
 use crate::error::{Error, Result};
 use crate::ids::check_id;
 use serde_json::Value;
@@ -12,9 +13,21 @@ pub(crate) struct OpenOptions {
     pub(crate) user_id: String,
     pub(crate) tenant_id: Option<String>,
     pub(crate) durability: Durability,
+    pub(crate) blind_indexes: Option<bool>,
+    pub(crate) max_records_per_key: Option<u64>,
 }
 
-const FIELDS: [&str; 4] = ["name", "userId", "tenantId", "durability"];
+const FIELDS: [&str; 9] = [
+    "name",
+    "userId",
+    "tenantId",
+    "durability",
+    "passphrase",
+    "keyEncryptionKey",
+    "recoverySecret",
+    "blindIndexes",
+    "maxRecordsPerKey",
+];
 
 impl OpenOptions {
     pub(crate) fn from_value(value: &Value) -> Result<OpenOptions> {
@@ -57,7 +70,34 @@ impl OpenOptions {
                 ))
             }
         };
+        let blind_indexes = match map.get("blindIndexes") {
+            None => None,
+            Some(Value::Bool(b)) => Some(*b),
+            Some(other) => {
+                return Err(Error::validation(
+                    "blindIndexes",
+                    format!("blindIndexes must be true or false, got {other}"),
+                ))
+            }
+        };
+        let max_records_per_key = match map.get("maxRecordsPerKey") {
+            None => None,
+            Some(v) => Some(
+                v.as_u64()
+                    .filter(|n| (MIN_MAX_RECORDS_PER_KEY..=DEFAULT_MAX_RECORDS_PER_KEY).contains(n))
+                    .ok_or_else(|| {
+                        Error::validation(
+                            "maxRecordsPerKey",
+                            format!(
+                                "maxRecordsPerKey must be a whole number from {MIN_MAX_RECORDS_PER_KEY}                                  to {DEFAULT_MAX_RECORDS_PER_KEY}, got {v}"
+                            ),
+                        )
+                    })?,
+            ),
+        };
         Ok(OpenOptions {
+            blind_indexes,
+            max_records_per_key,
             name: text("name", true)?.unwrap_or_default(),
             user_id: text("userId", true)?.unwrap_or_default(),
             tenant_id: text("tenantId", false)?,

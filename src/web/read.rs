@@ -7,9 +7,10 @@ use super::idb::layout::{
 };
 use super::idb::txn::{pending, request, Txn};
 use super::store::IdbStore;
+use crate::crypto::blind::field;
 use crate::error::{Error, Result};
 use crate::filter::Filter;
-use crate::page::{self, TIME_BUCKET_MS};
+use crate::page::TIME_BUCKET_MS;
 use crate::record::Record;
 use js_sys::Array;
 use std::rc::Rc;
@@ -75,7 +76,8 @@ impl EventCursor {
             let pages = self.read_pages().await?;
             let mut out = Vec::new();
             for (first, bytes) in pages {
-                let mut records = page::read_checked(first, &bytes)?;
+                let at_rest = self.store.at_rest_for(Some(&bytes)).await?;
+                let mut records = at_rest.read_checked(first, &bytes)?;
                 if self.filter.reverse {
                     records.reverse();
                 }
@@ -106,6 +108,12 @@ impl EventCursor {
     }
 
     async fn plan_query(&mut self) -> Result<Plan> {
+        let at_rest = self.store.at_rest_for(None).await?;
+        let only = |f: &str, v: &str| -> Result<JsValue> {
+            IdbKeyRange::only(&JsValue::from_str(&at_rest.index_value(f, v)))
+                .map(Into::into)
+                .map_err(super::idb::errors::from_dom)
+        };
         let f = &self.filter;
         let txn = Txn::begin(
             self.store.db()?,
@@ -129,26 +137,11 @@ impl EventCursor {
             });
         }
         let indexed: Option<(&str, JsValue)> = if let Some(id) = &f.aggregate_id {
-            Some((
-                BY_AGGREGATE_ID,
-                IdbKeyRange::only(&JsValue::from_str(id))
-                    .map_err(super::idb::errors::from_dom)?
-                    .into(),
-            ))
+            Some((BY_AGGREGATE_ID, only(field::AGGREGATE_ID, id)?))
         } else if let Some(t) = &f.event_type {
-            Some((
-                BY_EVENT_TYPE,
-                IdbKeyRange::only(&JsValue::from_str(t))
-                    .map_err(super::idb::errors::from_dom)?
-                    .into(),
-            ))
+            Some((BY_EVENT_TYPE, only(field::EVENT_TYPE, t)?))
         } else if let Some(t) = &f.aggregate_type {
-            Some((
-                BY_AGGREGATE_TYPE,
-                IdbKeyRange::only(&JsValue::from_str(t))
-                    .map_err(super::idb::errors::from_dom)?
-                    .into(),
-            ))
+            Some((BY_AGGREGATE_TYPE, only(field::AGGREGATE_TYPE, t)?))
         } else if f.since_ms.is_some() || f.until_ms.is_some() {
             let from = f
                 .since_ms
@@ -268,7 +261,9 @@ impl IdbStore {
         let cursor: IdbCursorWithValue = cursor.dyn_into().map_err(|_| missing())?;
         let (first, bytes) =
             layout::page_key_and_records(&cursor.value().map_err(super::idb::errors::from_dom)?)?;
-        page::read_checked(first, &bytes)?
+        let at_rest = self.at_rest_for(Some(&bytes)).await?;
+        at_rest
+            .read_checked(first, &bytes)?
             .into_iter()
             .find(|r| r.envelope.device_seq == device_seq)
             .ok_or_else(missing)
@@ -277,20 +272,24 @@ impl IdbStore {
     /// An aggregate's version and events, read in one transaction so the
     /// two agree.
     pub(crate) async fn aggregate(&self, aggregate_id: &str) -> Result<(u64, Vec<Record>)> {
+        let at_rest = self.at_rest_for(None).await?;
+        let stored_id = JsValue::from_str(&at_rest.index_value(field::AGGREGATE_ID, aggregate_id));
         let txn = Txn::begin(self.db()?, &[AGGREGATES, PAGES], false, self.durability)?;
-        let state = pending(txn.store(AGGREGATES)?.get(&JsValue::from_str(aggregate_id)))?;
+        let state = pending(txn.store(AGGREGATES)?.get(&stored_id))?;
         let index = txn
             .store(PAGES)?
             .index(BY_AGGREGATE_ID)
             .map_err(super::idb::errors::from_dom)?;
-        let pages = pending(index.get_all_with_key(&JsValue::from_str(aggregate_id)))?;
+        let pages = pending(index.get_all_with_key(&stored_id))?;
         let version = layout::aggregate_from_js(&state.result().await?)?.map_or(0, |a| a.version);
         let pages: Array = pages.result().await?.unchecked_into();
         let mut events = Vec::new();
         for page in pages.iter() {
             let (first, bytes) = layout::page_key_and_records(&page)?;
+            let at_rest = self.at_rest_for(Some(&bytes)).await?;
             events.extend(
-                page::read_checked(first, &bytes)?
+                at_rest
+                    .read_checked(first, &bytes)?
                     .into_iter()
                     .filter(|r| r.envelope.aggregate_id == aggregate_id),
             );

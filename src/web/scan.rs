@@ -9,7 +9,7 @@ use super::idb::errors::from_dom;
 use super::idb::layout::{self, AGGREGATES, META, META_HEAD_KEY, PAGES};
 use super::idb::txn::{pending, request, Txn};
 use super::store::IdbStore;
-use crate::chain::{ChainVerifier, VerifyReport};
+use crate::chain::{BreakReason, ChainVerifier, VerifyReport};
 use crate::error::Result;
 use crate::page::Page;
 use crate::state::{AggregateState, Head};
@@ -25,6 +25,7 @@ const PROGRESS_EVERY: u64 = 1000;
 /// The derived records read together with the last batch of pages.
 struct Tail {
     head: Head,
+    head_mac: Option<String>,
     aggregates: HashMap<String, AggregateState>,
 }
 
@@ -70,7 +71,9 @@ impl IdbStore {
             }
             let keep_going = visit(&pages);
             if let Some((head, keys, values)) = tail_reads {
-                let head = layout::head_from_js(&head.result().await?)?.unwrap_or_default();
+                let head_value = head.result().await?;
+                let head_mac = layout::head_mac_from_js(&head_value);
+                let head = layout::head_from_js(&head_value)?.unwrap_or_default();
                 let keys: Array = keys.result().await?.unchecked_into();
                 let values: Array = values.result().await?.unchecked_into();
                 let mut aggregates = HashMap::new();
@@ -80,7 +83,11 @@ impl IdbStore {
                         aggregates.insert(id, state);
                     }
                 }
-                return Ok(keep_going.then_some(Tail { head, aggregates }));
+                return Ok(keep_going.then_some(Tail {
+                    head,
+                    head_mac,
+                    aggregates,
+                }));
             }
             if !keep_going {
                 return Ok(None);
@@ -91,8 +98,25 @@ impl IdbStore {
     /// Recomputes every hash and link and checks the head and indexes.
     /// `progress(checked, total)` is called after each batch.
     pub(crate) async fn verify(&self, progress: &dyn Fn(u64, u64)) -> Result<VerifyReport> {
+        let report = self.verify_once(progress).await?;
+        // A record under a key newer than this context's ring means another
+        // context rotated during the scan: read the ring again and rescan.
+        let ring_before = self.at_rest()?.ring().map(|r| r.max_id());
+        if report.first_break.as_ref().map(|b| b.reason) == Some(BreakReason::DecryptFailed) {
+            self.keys.mark_ring_stale();
+            let ring_after = self.at_rest_for(None).await?.ring().map(|r| r.max_id());
+            if ring_after > ring_before {
+                return self.verify_once(progress).await;
+            }
+        }
+        Ok(report)
+    }
+
+    async fn verify_once(&self, progress: &dyn Fn(u64, u64)) -> Result<VerifyReport> {
         let total = self.head().await?.device_seq;
-        let mut verifier = ChainVerifier::new(self.identity.expected());
+        let at_rest = self.at_rest_for(None).await?;
+        let mut verifier =
+            ChainVerifier::new(self.identity.expected()).with_at_rest((*at_rest).clone());
         let mut reported = 0;
         let tail = self
             .scan(|pages| {
@@ -114,26 +138,21 @@ impl IdbStore {
             progress(checked, total.max(checked));
         }
         Ok(match tail {
-            Some(t) => verifier.finish(Some(&t.head), Some(&t.aggregates)),
-            None => verifier.finish(None, None),
+            Some(t) => verifier.finish(Some(&t.head), t.head_mac.as_deref(), Some(&t.aggregates)),
+            None => verifier.finish(None, None, None),
         })
     }
 
     /// The audit document, as chunks of text in order.
     pub(crate) async fn export_audit(&self, exported_at: &str) -> Result<Vec<String>> {
+        let at_rest = self.at_rest_for(None).await?;
         let mut chunks = vec![crate::audit::begin(&self.identity, exported_at)];
         let mut first = true;
         let tail = self
             .scan(|pages| {
                 let chunk: String = pages
                     .iter()
-                    .map(|p| {
-                        crate::audit::page_entries(
-                            &mut first,
-                            &crate::at_rest::AtRest::Plain,
-                            &p.records,
-                        )
-                    })
+                    .map(|p| crate::audit::page_entries(&mut first, &at_rest, &p.records))
                     .collect();
                 chunks.push(chunk);
                 true

@@ -21,6 +21,14 @@ pub(crate) const ALL_STORES: [&str; 4] = [META, PAGES, AGGREGATES, IDEMPOTENCY];
 
 pub(crate) const META_STORE_KEY: &str = "store";
 pub(crate) const META_HEAD_KEY: &str = "head";
+pub(crate) const META_KEYS_KEY: &str = "keys";
+pub(crate) const META_KEYRING_KEY: &str = "keyring";
+
+/// `layout` in the `"store"` record of a plain store.
+pub(crate) const STORE_LAYOUT_PLAIN: u32 = 1;
+/// `layout` in the `"store"` record of an encrypted store (§8.4): the same
+/// object stores, sealed records and blind index values.
+pub(crate) const STORE_LAYOUT_ENCRYPTED: u32 = 2;
 
 pub(crate) const BY_AGGREGATE_ID: &str = "by_aggregate_id";
 pub(crate) const BY_AGGREGATE_TYPE: &str = "by_aggregate_type";
@@ -76,10 +84,26 @@ fn get_strings(obj: &JsValue, what: &str, key: &str) -> Result<Vec<String>> {
         .collect()
 }
 
+/// How a store keeps its records, from its `"store"` record.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum StoreKind {
+    Plain,
+    Encrypted { blind_indexes: bool },
+}
+
 /// The `meta` record `"store"`.
-pub(crate) fn identity_to_js(identity: &Identity, created_at: &str) -> JsValue {
+pub(crate) fn identity_to_js(identity: &Identity, created_at: &str, kind: StoreKind) -> JsValue {
     let o = Object::new();
-    set(&o, "layout", &JsValue::from(LAYOUT_VERSION));
+    match kind {
+        StoreKind::Plain => set(&o, "layout", &JsValue::from(STORE_LAYOUT_PLAIN)),
+        StoreKind::Encrypted { blind_indexes } => {
+            set(&o, "layout", &JsValue::from(STORE_LAYOUT_ENCRYPTED));
+            let e = Object::new();
+            set(&e, "cipher", &JsValue::from_str("AES-256-GCM"));
+            set(&e, "blind_indexes", &JsValue::from(blind_indexes));
+            set(&o, "encryption", &e);
+        }
+    }
     set(&o, "format", &JsValue::from_str(crate::envelope::FORMAT));
     set(&o, "store_id", &JsValue::from_str(&identity.store_id));
     set(&o, "tenant_id", &JsValue::from_str(&identity.tenant_id));
@@ -89,28 +113,67 @@ pub(crate) fn identity_to_js(identity: &Identity, created_at: &str) -> JsValue {
     o.into()
 }
 
-pub(crate) fn identity_from_js(v: &JsValue) -> Result<Identity> {
+pub(crate) fn identity_from_js(v: &JsValue) -> Result<(Identity, StoreKind)> {
     let layout = get_u64(v, "store", "layout")?;
-    if layout != u64::from(LAYOUT_VERSION) {
-        return Err(Error::new(
-            crate::error::ErrorCode::Schema,
-            format!("this store uses annal layout {layout}, and this version of annal reads layout {LAYOUT_VERSION}; upgrade the app"),
-        ));
-    }
-    Ok(Identity {
+    let kind = match u32::try_from(layout) {
+        Ok(STORE_LAYOUT_PLAIN) => StoreKind::Plain,
+        Ok(STORE_LAYOUT_ENCRYPTED) => {
+            let e = get(v, "encryption").ok_or_else(|| corrupt("store", "encryption"))?;
+            let blind = get(&e, "blind_indexes")
+                .and_then(|b| b.as_bool())
+                .ok_or_else(|| corrupt("store", "encryption.blind_indexes"))?;
+            if get(&e, "cipher").and_then(|c| c.as_string()).as_deref() != Some("AES-256-GCM") {
+                return Err(corrupt("store", "encryption.cipher"));
+            }
+            StoreKind::Encrypted {
+                blind_indexes: blind,
+            }
+        }
+        _ => {
+            return Err(Error::new(
+                crate::error::ErrorCode::Schema,
+                format!("this store uses annal layout {layout}, and this version of annal reads layouts {STORE_LAYOUT_PLAIN} and {STORE_LAYOUT_ENCRYPTED}; upgrade the app"),
+            ))
+        }
+    };
+    let identity = Identity {
         store_id: get_str(v, "store", "store_id")?,
         tenant_id: get_str(v, "store", "tenant_id")?,
         user_id: get_str(v, "store", "user_id")?,
         device_id: get_str(v, "store", "device_id")?,
-    })
+    };
+    Ok((identity, kind))
 }
 
-/// The `meta` record `"head"`.
-pub(crate) fn head_to_js(head: &Head) -> JsValue {
+/// The `meta` record `"head"`, with its MAC in encrypted stores.
+pub(crate) fn head_to_js(head: &Head, mac: Option<&str>) -> JsValue {
     let o = Object::new();
     set(&o, "device_seq", &JsValue::from(head.device_seq as f64));
     set(&o, "hash", &JsValue::from_str(&head.hash));
+    if let Some(mac) = mac {
+        set(&o, "mac", &JsValue::from_str(mac));
+    }
     o.into()
+}
+
+/// The MAC of a `"head"` record, if it has one.
+pub(crate) fn head_mac_from_js(v: &JsValue) -> Option<String> {
+    get(v, "mac").and_then(|m| m.as_string())
+}
+
+/// The `meta` record `"keyring"`: the ring's JSON text and its MAC.
+pub(crate) fn keyring_to_js(ring: &str, mac: &str) -> JsValue {
+    let o = Object::new();
+    set(&o, "ring", &JsValue::from_str(ring));
+    set(&o, "mac", &JsValue::from_str(mac));
+    o.into()
+}
+
+pub(crate) fn keyring_from_js(v: &JsValue) -> Result<(String, String)> {
+    Ok((
+        get_str(v, "keyring", "ring")?,
+        get_str(v, "keyring", "mac")?,
+    ))
 }
 
 pub(crate) fn head_from_js(v: &JsValue) -> Result<Option<Head>> {

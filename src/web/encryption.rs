@@ -1,0 +1,276 @@
+//! Key management on an open store: lock and unlock, passphrase changes,
+//! recovery secrets, data-key rotation and re-encryption.
+
+use super::idb::errors::from_dom;
+use super::idb::layout::{self, META, META_HEAD_KEY, META_KEYRING_KEY, META_KEYS_KEY, PAGES};
+use super::idb::txn::{fire, pending, request, Durability, Txn};
+use super::keys::broadcast::KeyEvent;
+use super::keys::credential::Credential;
+use super::keys::slots;
+use super::platform::{BrowserClock, BrowserEntropy};
+use super::store::{put_ring, ring_from_js, unlock, IdbStore};
+use crate::at_rest::{AtRest, SealedAtRest};
+use crate::clock::Clock;
+use crate::crypto::keyring::{KeyRing, Reencryption};
+use crate::crypto::recovery::RecoverySecret;
+use crate::error::{Error, ErrorCode, Result};
+use crate::page::{self, Page};
+use crate::timestamp;
+use js_sys::Array;
+use std::rc::Rc;
+use wasm_bindgen::{JsCast, JsValue};
+use web_sys::IdbKeyRange;
+use zeroize::Zeroizing;
+
+/// What `reencryptAll()` did.
+#[derive(Debug, Clone)]
+pub(crate) struct Reencrypted {
+    pub(crate) key_id: u32,
+    pub(crate) records: u64,
+    pub(crate) retired: Vec<u32>,
+}
+
+fn not_encrypted(what: &str) -> Error {
+    Error::validation(
+        "store",
+        format!("{what} needs an encrypted store; this one was created without a passphrase or keyEncryptionKey"),
+    )
+}
+
+impl IdbStore {
+    fn sealed(&self, what: &str) -> Result<Rc<AtRest>> {
+        self.db()?;
+        if !self.keys.encrypted() {
+            return Err(not_encrypted(what));
+        }
+        self.keys.current()
+    }
+
+    /// Unlocks this context with `credential`.
+    pub(crate) async fn unlock(&self, credential: &Credential) -> Result<()> {
+        let db = self.db()?;
+        let Some(blind) = self.blind_indexes else {
+            return Err(not_encrypted("unlock()"));
+        };
+        let at_rest = unlock(db, &self.identity.store_id, blind, credential).await?;
+        self.db()?;
+        self.keys.set(at_rest);
+        Ok(())
+    }
+
+    /// Zeroizes the keys here and in every other context of the store.
+    pub(crate) fn lock(&self) -> Result<()> {
+        if !self.keys.encrypted() {
+            return Err(not_encrypted("lock()"));
+        }
+        self.keys.lock_everywhere();
+        Ok(())
+    }
+
+    /// Proves `credential` opens the same master key this context holds.
+    async fn check_credential(&self, at_rest: &AtRest, credential: &Credential) -> Result<()> {
+        let AtRest::Sealed(s) = at_rest else {
+            return Err(not_encrypted("this"));
+        };
+        let txn = Txn::begin(self.db()?, &[META], false, self.durability)?;
+        let keys = request(txn.store(META)?.get(&JsValue::from_str(META_KEYS_KEY))).await?;
+        let master = credential
+            .unwrap(&self.identity.store_id, &slots::slots_from_js(&keys)?)
+            .await?;
+        if !master.same_as(s.keys.master()) {
+            return Err(Error::new(
+                ErrorCode::BadKey,
+                "that credential unlocks a different key than this store's",
+            ));
+        }
+        Ok(())
+    }
+
+    /// Adds or replaces the slot of `new`'s kind, after checking `old`.
+    async fn replace_slot(&self, at_rest: &AtRest, new: &Credential) -> Result<()> {
+        let AtRest::Sealed(s) = at_rest else {
+            return Err(not_encrypted("this"));
+        };
+        let created_at = timestamp::format_ms(BrowserClock.now_ms());
+        let slot = new
+            .new_slot(
+                &self.identity.store_id,
+                s.keys.master(),
+                &created_at,
+                &BrowserEntropy,
+            )
+            .await?;
+        let txn = Txn::begin(self.db()?, &[META], true, Durability::Strict)?;
+        let meta = txn.store(META)?;
+        let keys = request(meta.get(&JsValue::from_str(META_KEYS_KEY))).await?;
+        let slots = slots::replace(&slots::slots_from_js(&keys)?, slot);
+        fire(meta.put_with_key(
+            &slots::slots_to_js(&slots),
+            &JsValue::from_str(META_KEYS_KEY),
+        ))?;
+        txn.commit().await
+    }
+
+    /// Rewraps the master key under a new passphrase. No event is touched.
+    pub(crate) async fn change_passphrase(&self, old: &Credential, new: &JsValue) -> Result<()> {
+        let at_rest = self.sealed("changePassphrase()")?;
+        Credential::check_new_passphrase(new, "newPassphrase")?;
+        self.check_credential(&at_rest, old).await?;
+        self.replace_slot(&at_rest, &Credential::Passphrase(new.clone()))
+            .await
+    }
+
+    /// A new recovery secret; the previous one stops working.
+    pub(crate) async fn export_recovery_key(&self) -> Result<Zeroizing<String>> {
+        let at_rest = self.sealed("exportRecoveryKey()")?;
+        let secret = RecoverySecret::generate(&BrowserEntropy);
+        self.replace_slot(&at_rest, &Credential::Recovery(secret.clone()))
+            .await?;
+        Ok(secret.to_text())
+    }
+
+    /// Reads the ring and head in a readwrite transaction over `stores`.
+    async fn ring_txn(&self, at_rest: &AtRest, stores: &[&str]) -> Result<(Txn, KeyRing, u64)> {
+        let txn = Txn::begin(self.db()?, stores, true, Durability::Strict)?;
+        let meta = txn.store(META)?;
+        let ring = pending(meta.get(&JsValue::from_str(META_KEYRING_KEY)))?;
+        let head = pending(meta.get(&JsValue::from_str(META_HEAD_KEY)))?;
+        let ring = ring_from_js(at_rest, &ring.result().await?)?;
+        let head = layout::head_from_js(&head.result().await?)?.unwrap_or_default();
+        Ok((txn, ring, head.device_seq))
+    }
+
+    fn publish_ring(&self, at_rest: &AtRest, ring: KeyRing) {
+        self.keys.update_ring(at_rest.with_ring(ring));
+        self.keys.post(KeyEvent::RingChanged);
+    }
+
+    /// Starts a new data key for new records; old keys stay for old ones.
+    pub(crate) async fn rotate_data_key(&self) -> Result<u32> {
+        let at_rest = self.sealed("rotateDataKey()")?;
+        let AtRest::Sealed(s) = &*at_rest else {
+            return Err(not_encrypted("rotateDataKey()"));
+        };
+        let (txn, mut ring, head) = self.ring_txn(&at_rest, &[META]).await?;
+        let id = ring.rotate(head + 1);
+        put_ring(&txn.store(META)?, &s.keys, &ring)?;
+        txn.commit().await?;
+        self.publish_ring(&at_rest, ring);
+        Ok(id)
+    }
+
+    /// The ring as it stands in the database.
+    pub(crate) async fn key_info(&self) -> Result<(KeyRing, u64)> {
+        let at_rest = self.sealed("keyInfo()")?;
+        let txn = Txn::begin(self.db()?, &[META], false, self.durability)?;
+        let meta = txn.store(META)?;
+        let ring = pending(meta.get(&JsValue::from_str(META_KEYRING_KEY)))?;
+        let head = pending(meta.get(&JsValue::from_str(META_HEAD_KEY)))?;
+        let ring = ring_from_js(&at_rest, &ring.result().await?)?;
+        let head = layout::head_from_js(&head.result().await?)?.unwrap_or_default();
+        Ok((ring, head.device_seq))
+    }
+
+    /// Moves every record to the current key, a page per transaction, then
+    /// retires the older keys. Resumes a run that was cut short.
+    pub(crate) async fn reencrypt_all(&self, progress: &dyn Fn(u64, u64)) -> Result<Reencrypted> {
+        let mut moved = 0u64;
+        loop {
+            let at_rest = self.sealed("reencryptAll()")?;
+            let AtRest::Sealed(s) = &*at_rest else {
+                return Err(not_encrypted("reencryptAll()"));
+            };
+            let (txn, mut ring, head) = self.ring_txn(&at_rest, &[META, PAGES]).await?;
+            let meta = txn.store(META)?;
+            let job = ring.reencryption.clone().unwrap_or(Reencryption {
+                target: ring.current,
+                next_device_seq: 1,
+            });
+            let range = IdbKeyRange::lower_bound(&JsValue::from(job.next_device_seq as f64))
+                .map_err(from_dom)?;
+            let found: Array = request(txn.store(PAGES)?.get_all_with_key_and_limit(&range, 1))
+                .await?
+                .unchecked_into();
+            let Some(value) = found.iter().next() else {
+                // Every page has moved: retire the older keys.
+                let retired: Vec<u32> = ring
+                    .keys
+                    .iter()
+                    .filter(|k| k.id < job.target && !k.retired)
+                    .map(|k| k.id)
+                    .collect();
+                ring.retire_before(job.target);
+                ring.reencryption = None;
+                put_ring(&meta, &s.keys, &ring)?;
+                txn.commit().await?;
+                self.publish_ring(&at_rest, ring);
+                progress(head, head);
+                return Ok(Reencrypted {
+                    key_id: job.target,
+                    records: moved,
+                    retired,
+                });
+            };
+            let page = layout::page_from_js(&value)?;
+            let under = SealedAtRest {
+                ring: ring.clone(),
+                ..(**s).clone()
+            };
+            let (bytes, count) = reseal(under, &page, job.target)?;
+            if let Some(bytes) = bytes {
+                let new_page = Page {
+                    meta: page.meta.clone(),
+                    records: bytes,
+                };
+                fire(txn.store(PAGES)?.put(&layout::page_to_js(&new_page)))?;
+                if let Some(k) = ring.keys.iter_mut().find(|k| k.id == job.target) {
+                    k.reencrypted += count;
+                }
+                moved += count;
+            }
+            ring.reencryption = Some(Reencryption {
+                target: job.target,
+                next_device_seq: page.meta.last_device_seq + 1,
+            });
+            put_ring(&meta, &s.keys, &ring)?;
+            txn.commit().await?;
+            self.keys.update_ring(at_rest.with_ring(ring));
+            progress(
+                page.meta.last_device_seq,
+                head.max(page.meta.last_device_seq),
+            );
+        }
+    }
+}
+
+/// Re-encrypts a page's records under key `target`, checking every hash
+/// before and after. `None` if the page is already under `target`.
+fn reseal(mut keys: SealedAtRest, page: &Page, target: u32) -> Result<(Option<Vec<u8>>, u64)> {
+    let first = page.meta.first_device_seq;
+    let (headers, _) = crate::crypto::sealed::split(&page.records);
+    if headers.iter().all(|r| r.key_id == target) {
+        return Ok((None, 0));
+    }
+    let records = AtRest::Sealed(Box::new(keys.clone())).read_checked(first, &page.records)?;
+    keys.ring.current = target;
+    let key = keys.keys.data_key(target);
+    let mut out = Vec::with_capacity(page.records.len());
+    let mut plain = Zeroizing::new(Vec::new());
+    for r in &records {
+        plain.clear();
+        page::encode_record(&mut plain, r);
+        keys.seal_record(&mut out, &key, &r.envelope, &plain, &BrowserEntropy);
+    }
+    let again = AtRest::Sealed(Box::new(keys)).read_checked(first, &out)?;
+    if again.len() != records.len()
+        || again
+            .iter()
+            .zip(&records)
+            .any(|(a, b)| a.envelope.hash != b.envelope.hash)
+    {
+        return Err(Error::internal(format!(
+            "re-encrypting the page at device_seq {first} changed its records; nothing was written"
+        )));
+    }
+    Ok((Some(out), records.len() as u64))
+}

@@ -1,0 +1,59 @@
+// The WebCrypto calls behind key-encryption keys. Key-encryption keys are
+// non-extractable CryptoKeys and never enter wasm memory; only the master
+// key does, and every JavaScript copy of secret bytes is zeroed after use.
+
+const encoder = new TextEncoder();
+
+// PBKDF2-HMAC-SHA256 of the NFC passphrase, as a non-extractable AES-GCM key.
+export async function deriveKek(passphrase, salt, iterations) {
+  const bytes = encoder.encode(passphrase.normalize("NFC"));
+  try {
+    const base = await crypto.subtle.importKey("raw", bytes, "PBKDF2", false, ["deriveKey"]);
+    return await crypto.subtle.deriveKey(
+      { name: "PBKDF2", salt, iterations, hash: "SHA-256" },
+      base,
+      { name: "AES-GCM", length: 256 },
+      false,
+      ["encrypt", "decrypt"],
+    );
+  } finally {
+    bytes.fill(0);
+  }
+}
+
+// Raw key bytes (a copy owned by JavaScript) as a non-extractable AES-GCM key.
+export async function importKek(raw) {
+  try {
+    return await crypto.subtle.importKey("raw", raw, { name: "AES-GCM" }, false, ["encrypt", "decrypt"]);
+  } finally {
+    raw.fill(0);
+  }
+}
+
+// Why `key` cannot be a key-encryption key, or "" if it can.
+export function kekProblem(key) {
+  if (typeof CryptoKey === "undefined" || !(key instanceof CryptoKey)) return "it is not a CryptoKey";
+  const a = key.algorithm;
+  if (a.name !== "AES-GCM" || a.length !== 256) return `it is a ${a.name}${a.length ? "-" + a.length : ""} key, not AES-GCM with 256 bits`;
+  if (!key.usages.includes("encrypt") || !key.usages.includes("decrypt")) return "its usages must include encrypt and decrypt";
+  return "";
+}
+
+// AES-GCM encryption of `bytes` (a JavaScript-owned copy, zeroed here).
+export async function wrap(kek, iv, aad, bytes) {
+  try {
+    return new Uint8Array(await crypto.subtle.encrypt({ name: "AES-GCM", iv, additionalData: aad }, kek, bytes));
+  } finally {
+    bytes.fill(0);
+  }
+}
+
+// AES-GCM decryption; null if the tag does not authenticate (a wrong key).
+export async function unwrap(kek, iv, aad, bytes) {
+  try {
+    return new Uint8Array(await crypto.subtle.decrypt({ name: "AES-GCM", iv, additionalData: aad }, kek, bytes));
+  } catch (e) {
+    if (e && e.name === "OperationError") return null;
+    throw e;
+  }
+}
