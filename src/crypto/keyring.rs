@@ -31,7 +31,10 @@ pub struct RingKey {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Reencryption {
-    /// The key records move to.
+    /// The first key this run moved records to; keys before it retire at
+    /// the end.
+    pub first_target: u32,
+    /// The key records move to now (a later one once `first_target` is full).
     pub target: u32,
     /// Key of the next page to move.
     pub next_device_seq: u64,
@@ -138,6 +141,11 @@ impl KeyRing {
         false
     }
 
+    /// Whether key `id` can take `more` records within its limit.
+    pub fn has_room(&self, id: u32, head_device_seq: u64, more: u64) -> bool {
+        self.usage(id, head_device_seq) + more <= self.max_records_per_key
+    }
+
     /// Retires every key but `keep` and those added after it.
     pub fn retire_before(&mut self, keep: u32) {
         for k in &mut self.keys {
@@ -180,6 +188,7 @@ mod tests {
         let mut ring = KeyRing::new(500);
         ring.rotate(3);
         ring.reencryption = Some(Reencryption {
+            first_target: 2,
             target: 2,
             next_device_seq: 1,
         });

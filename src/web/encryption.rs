@@ -182,10 +182,21 @@ impl IdbStore {
             };
             let (txn, mut ring, head) = self.ring_txn(&at_rest, &[META, PAGES]).await?;
             let meta = txn.store(META)?;
-            let job = ring.reencryption.clone().unwrap_or(Reencryption {
-                target: ring.current,
-                next_device_seq: 1,
-            });
+            let mut job = match ring.reencryption.clone() {
+                Some(job) => job,
+                None => {
+                    // A fresh key unless the current one has room for the
+                    // whole log as well as what it already holds.
+                    if !ring.has_room(ring.current, head, head) {
+                        ring.rotate(head + 1);
+                    }
+                    Reencryption {
+                        first_target: ring.current,
+                        target: ring.current,
+                        next_device_seq: 1,
+                    }
+                }
+            };
             let range = IdbKeyRange::lower_bound(&JsValue::from(job.next_device_seq as f64))
                 .map_err(from_dom)?;
             let found: Array = request(txn.store(PAGES)?.get_all_with_key_and_limit(&range, 1))
@@ -196,10 +207,10 @@ impl IdbStore {
                 let retired: Vec<u32> = ring
                     .keys
                     .iter()
-                    .filter(|k| k.id < job.target && !k.retired)
+                    .filter(|k| k.id < job.first_target && !k.retired)
                     .map(|k| k.id)
                     .collect();
-                ring.retire_before(job.target);
+                ring.retire_before(job.first_target);
                 ring.reencryption = None;
                 put_ring(&meta, &s.keys, &ring)?;
                 txn.commit().await?;
@@ -212,12 +223,18 @@ impl IdbStore {
                 });
             };
             let page = layout::page_from_js(&value)?;
+            let (headers, _) = crate::crypto::sealed::split(&page.records);
+            let settled = headers.iter().all(|r| r.key_id >= job.first_target);
+            let count = headers.len() as u64;
+            if !settled && !ring.has_room(job.target, head, count) {
+                job.target = ring.rotate(head + 1);
+            }
             let under = SealedAtRest {
                 ring: ring.clone(),
                 ..(**s).clone()
             };
-            let (bytes, count) = reseal(under, &page, job.target)?;
-            if let Some(bytes) = bytes {
+            if !settled {
+                let bytes = reseal(under, &page, job.target)?;
                 let new_page = Page {
                     meta: page.meta.clone(),
                     records: bytes,
@@ -229,8 +246,8 @@ impl IdbStore {
                 moved += count;
             }
             ring.reencryption = Some(Reencryption {
-                target: job.target,
                 next_device_seq: page.meta.last_device_seq + 1,
+                ..job
             });
             put_ring(&meta, &s.keys, &ring)?;
             txn.commit().await?;
@@ -244,13 +261,9 @@ impl IdbStore {
 }
 
 /// Re-encrypts a page's records under key `target`, checking every hash
-/// before and after. `None` if the page is already under `target`.
-fn reseal(mut keys: SealedAtRest, page: &Page, target: u32) -> Result<(Option<Vec<u8>>, u64)> {
+/// before and after.
+fn reseal(mut keys: SealedAtRest, page: &Page, target: u32) -> Result<Vec<u8>> {
     let first = page.meta.first_device_seq;
-    let (headers, _) = crate::crypto::sealed::split(&page.records);
-    if headers.iter().all(|r| r.key_id == target) {
-        return Ok((None, 0));
-    }
     let records = AtRest::Sealed(Box::new(keys.clone())).read_checked(first, &page.records)?;
     keys.ring.current = target;
     let key = keys.keys.data_key(target);
@@ -272,5 +285,5 @@ fn reseal(mut keys: SealedAtRest, page: &Page, target: u32) -> Result<(Option<Ve
             "re-encrypting the page at device_seq {first} changed its records; nothing was written"
         )));
     }
-    Ok((Some(out), records.len() as u64))
+    Ok(out)
 }

@@ -2,6 +2,7 @@
 //! worker). Each test deletes its database first.
 
 mod bad_input;
+mod encryption;
 mod lifecycle;
 mod log;
 mod tamper;
