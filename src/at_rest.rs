@@ -433,4 +433,38 @@ mod tests {
         assert!(at.open(&[1, 2, 3]).damage.is_some());
         let _ = SeededEntropy::new(1);
     }
+
+    #[test]
+    fn no_stored_bytes_make_opening_panic() {
+        use crate::entropy::Entropy;
+        let at = sealed(true);
+        let mut store = crate::memory::MemoryStore::for_tests(at.clone());
+        let drafts = (0..3)
+            .map(|i| draft(&format!("p-{i}"), "diary", None))
+            .collect();
+        store.append_batch(drafts).unwrap();
+        let page = store
+            .raw_mut()
+            .pages
+            .values()
+            .next()
+            .unwrap()
+            .records
+            .clone();
+        let entropy = SeededEntropy::new(42);
+        let mut byte = [0u8; 4];
+        for round in 0..3000 {
+            let mut bytes = page.clone();
+            entropy.fill(&mut byte);
+            let at_byte = u32::from_le_bytes(byte) as usize % bytes.len();
+            match round % 3 {
+                0 => bytes[at_byte] = byte[0],
+                1 => bytes.truncate(at_byte),
+                _ => bytes = bytes[at_byte..].to_vec(),
+            }
+            let opened = at.open(&bytes);
+            let _ = page::decode_lossy(&opened.plain);
+            let _ = at.read_checked(1, &bytes);
+        }
+    }
 }

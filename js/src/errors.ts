@@ -13,6 +13,8 @@ export type ErrorCode =
   | "ANNAL_TAMPERED"
   | "ANNAL_CLOSED"
   | "ANNAL_SCHEMA"
+  | "ANNAL_BAD_KEY"
+  | "ANNAL_LOCKED"
   | "ANNAL_INTERNAL";
 
 /** Where an error applies. */
@@ -56,6 +58,18 @@ export class AnnalTamperedError extends AnnalError {}
 export class AnnalClosedError extends AnnalError {}
 /** The database has an incompatible layout, usually from a newer annal. */
 export class AnnalSchemaError extends AnnalError {}
+/**
+ * The passphrase, key-encryption key or recovery secret does not unlock
+ * this encrypted store. Nothing was read or changed: ask again. It is never
+ * a sign of tampering (that is `ANNAL_TAMPERED`).
+ */
+export class AnnalBadKeyError extends AnnalError {}
+/**
+ * The store is encrypted and locked in this context: it was opened without
+ * a credential, or `lock()` was called here or in another tab or worker.
+ * Call `store.unlock(credential)`, then retry.
+ */
+export class AnnalLockedError extends AnnalError {}
 /** A bug in annal. Reload the page; please report it. */
 export class AnnalInternalError extends AnnalError {}
 
@@ -67,6 +81,8 @@ const CLASSES: Record<ErrorCode, new (code: ErrorCode, message: string, details?
   ANNAL_TAMPERED: AnnalTamperedError,
   ANNAL_CLOSED: AnnalClosedError,
   ANNAL_SCHEMA: AnnalSchemaError,
+  ANNAL_BAD_KEY: AnnalBadKeyError,
+  ANNAL_LOCKED: AnnalLockedError,
   ANNAL_INTERNAL: AnnalInternalError,
 };
 

@@ -1,4 +1,5 @@
-export { EventStore } from "./store.js";
+export { EventStore, LockChangeEvent } from "./store.js";
+export type { EventStoreEventMap } from "./store.js";
 export { initAnnal } from "./init.js";
 export {
   AnnalError,
@@ -9,6 +10,8 @@ export {
   AnnalTamperedError,
   AnnalClosedError,
   AnnalSchemaError,
+  AnnalBadKeyError,
+  AnnalLockedError,
   AnnalInternalError,
 } from "./errors.js";
 export type { ErrorCode, ErrorDetails } from "./errors.js";

@@ -17,6 +17,96 @@ export interface OpenOptions {
    * has the data, which survives a crashed tab but maybe not a power cut.
    */
   durability?: "strict" | "relaxed";
+  /**
+   * Unlocks an encrypted store with a passphrase; a **new** store opened
+   * with one is encrypted (docs/FORMAT.md §8.4). At least 8 characters
+   * when creating the store. Derived with PBKDF2 (600,000 iterations), so
+   * opening takes a noticeable fraction of a second.
+   */
+  passphrase?: string;
+  /**
+   * Unlocks an encrypted store with the app's own key-encryption key: an
+   * AES-GCM 256-bit `CryptoKey` with usages `encrypt` and `decrypt`,
+   * normally non-extractable (from a WebAuthn PRF or a platform key
+   * store). A new store opened with one is encrypted.
+   */
+  keyEncryptionKey?: CryptoKey;
+  /**
+   * Unlocks an encrypted store with the recovery secret from
+   * {@link EventStore.exportRecoveryKey}, when the passphrase is lost. Then
+   * set a new passphrase with `changePassphrase({ recoverySecret }, newPassphrase)`.
+   */
+  recoverySecret?: string;
+  /**
+   * Encrypted stores only, fixed when the store is created: keep index
+   * values (aggregate ids and types, event types, idempotency keys) as
+   * keyed hashes instead of in the clear. Default `true`.
+   */
+  blindIndexes?: boolean;
+  /**
+   * Encrypted stores only: start a new data key before the current one has
+   * encrypted this many records. Default 2^30, at least 100.
+   */
+  maxRecordsPerKey?: number;
+}
+
+/**
+ * What unlocks an encrypted store: a passphrase (as a string or
+ * `{ passphrase }`), the app's key-encryption key, or a recovery secret.
+ */
+export type Credential =
+  | string
+  | { passphrase: string }
+  | { keyEncryptionKey: CryptoKey }
+  | { recoverySecret: string };
+
+/** One data key of an encrypted store's key ring. */
+export interface DataKeyInfo {
+  /** Key id, from 1. */
+  id: number;
+  /** The first `deviceSeq` appended under this key. */
+  firstDeviceSeq: number;
+  /** How many records this key has encrypted (appended and re-encrypted). */
+  records: number;
+  /** No record uses this key any more; a record naming it is refused. */
+  retired: boolean;
+}
+
+/** The key ring of an encrypted store, from {@link EventStore.keyInfo}. */
+export interface KeyInfo {
+  /** The id of the key that encrypts new events. */
+  current: number;
+  /** A new key starts before the current one passes this many records. */
+  maxRecordsPerKey: number;
+  /** Every data key ever used, oldest first. */
+  keys: DataKeyInfo[];
+  /**
+   * A re-encryption that has not finished (resume it with
+   * `reencryptAll()`): records before `nextDeviceSeq` are under `target`.
+   */
+  reencryption: null | { target: number; nextDeviceSeq: number };
+}
+
+/** The result of {@link EventStore.rotateDataKey}. */
+export interface RotateResult {
+  /** The id of the new current data key. */
+  keyId: number;
+}
+
+/** The result of {@link EventStore.reencryptAll}. */
+export interface ReencryptResult {
+  /** The key every record is now encrypted under. */
+  keyId: number;
+  /** Records re-encrypted by this call (a resumed run counts only its own). */
+  reencrypted: number;
+  /** Ids of the keys retired at the end. */
+  retired: number[];
+}
+
+/** Options of {@link EventStore.reencryptAll}. */
+export interface ReencryptOptions {
+  /** Called after each page, with records done and the total. */
+  onProgress?: (done: number, total: number) => void;
 }
 
 /** What to append. */
@@ -101,7 +191,11 @@ export type BreakReason =
   | "BROKEN_LINK"
   | "TRUNCATED"
   | "HEAD_MISMATCH"
-  | "INDEX_MISMATCH";
+  | "INDEX_MISMATCH"
+  /** Encrypted stores: a well-formed record does not decrypt (its ciphertext, header or key was changed). */
+  | "DECRYPT_FAILED"
+  /** Encrypted stores: the head record's MAC does not authenticate it (the log was shortened or rewritten). */
+  | "HEAD_MAC_MISMATCH";
 
 /** The result of {@link EventStore.verify}. */
 export interface VerifyResult {

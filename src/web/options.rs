@@ -89,7 +89,7 @@ impl OpenOptions {
                         Error::validation(
                             "maxRecordsPerKey",
                             format!(
-                                "maxRecordsPerKey must be a whole number from {MIN_MAX_RECORDS_PER_KEY}                                  to {DEFAULT_MAX_RECORDS_PER_KEY}, got {v}"
+                                "maxRecordsPerKey must be a whole number from {MIN_MAX_RECORDS_PER_KEY} to {DEFAULT_MAX_RECORDS_PER_KEY}, got {v}"
                             ),
                         )
                     })?,

@@ -20,6 +20,8 @@ async function thrown(provoke, arg) {
         ANNAL_TAMPERED: annal.AnnalTamperedError,
         ANNAL_CLOSED: annal.AnnalClosedError,
         ANNAL_SCHEMA: annal.AnnalSchemaError,
+        ANNAL_BAD_KEY: annal.AnnalBadKeyError,
+        ANNAL_LOCKED: annal.AnnalLockedError,
       };
       try {
         await provoke(arg);
@@ -51,6 +53,8 @@ const NAMES = {
   ANNAL_TAMPERED: "AnnalTamperedError",
   ANNAL_CLOSED: "AnnalClosedError",
   ANNAL_SCHEMA: "AnnalSchemaError",
+  ANNAL_BAD_KEY: "AnnalBadKeyError",
+  ANNAL_LOCKED: "AnnalLockedError",
 };
 
 function assertCode(result, code) {
@@ -174,4 +178,43 @@ test("ANNAL_SCHEMA for a database from a newer annal", async () => {
   });
   assertCode(r, "ANNAL_SCHEMA");
   assert.match(r.message, /version 9/);
+});
+
+// A key-encryption key from 32 known bytes, as an app would get one from a platform key store.
+async function kek(seed) {
+  const raw = Uint8Array.from({ length: 32 }, (_, i) => (i + seed) & 0xff);
+  return crypto.subtle.importKey("raw", raw, "AES-GCM", false, ["encrypt", "decrypt"]);
+}
+
+test("ANNAL_BAD_KEY for a key that does not unlock an encrypted store", async () => {
+  const r = await thrown(async (kekSource) => {
+    const kek = eval(`(${kekSource})`);
+    await annal.EventStore.destroy("err-bad-key");
+    const s = await annal.EventStore.open({ name: "err-bad-key", userId: "u", keyEncryptionKey: await kek(1) });
+    await s.append({ aggregateType: "t", aggregateId: "a", eventType: "e", payload: {} });
+    s.close();
+    await annal.EventStore.open({ name: "err-bad-key", userId: "u", keyEncryptionKey: await kek(2) });
+  }, kek.toString());
+  assertCode(r, "ANNAL_BAD_KEY");
+});
+
+test("ANNAL_LOCKED after lock()", async () => {
+  const r = await thrown(async (kekSource) => {
+    const kek = eval(`(${kekSource})`);
+    await annal.EventStore.destroy("err-locked");
+    const s = await annal.EventStore.open({ name: "err-locked", userId: "u", keyEncryptionKey: await kek(1) });
+    s.lock();
+    await s.append({ aggregateType: "t", aggregateId: "a", eventType: "e", payload: {} });
+  }, kek.toString());
+  assertCode(r, "ANNAL_LOCKED");
+  assert.match(r.message, /unlock/);
+});
+
+test("every error code has its class, exported by the package", async () => {
+  const exported = await env.page.evaluate(() =>
+    Object.keys(annal)
+      .filter((k) => /^Annal\w*Error$/.test(k))
+      .sort(),
+  );
+  assert.deepEqual(exported, ["AnnalError", "AnnalInternalError", ...Object.values(NAMES)].sort());
 });
