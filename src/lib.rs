@@ -15,6 +15,7 @@ pub mod filter;
 pub mod hex;
 pub mod ids;
 pub mod jcs;
+pub mod ledger;
 pub mod memory;
 pub mod page;
 pub mod payload;
