@@ -2,7 +2,7 @@
 // comes from this server: the package from /annal/, this file and style.css.
 
 import { EventStore, AnnalError } from "/annal/dist/index.js";
-import { tamper, expectation } from "/annal/dist/testing/index.js";
+import { tamper, expectation, openKeys } from "/annal/dist/testing/index.js";
 
 const $ = (id) => document.getElementById(id);
 
@@ -14,6 +14,8 @@ let head = null;
 let lastDrill = null;
 /** The object URL of the last export, revoked when the next one is made. */
 let exportUrl = null;
+/** The "lockchange" listener on the open store, removed when it closes. */
+let lockListener = null;
 
 // ---------------------------------------------------------------- helpers --
 
@@ -57,10 +59,17 @@ function codeOf(error) {
   return error?.name ?? "Error";
 }
 
+/** What to do about the errors a user of an encrypted store meets first. */
+const HINTS = {
+  ANNAL_LOCKED: "The store is encrypted and locked: type its passphrase in the passphrase field above, then open the store again (or press Unlock if it is open).",
+  ANNAL_BAD_KEY: "The passphrase does not unlock this store. Nothing was read or changed: check it and try again. A wrong key is never a sign of tampering.",
+};
+
 /** Shows `error` in `box` with its code, message and details. Never swallowed. */
 function showError(box, error, action) {
   const code = codeOf(error);
   const message = error?.message ?? String(error);
+  const hint = error instanceof AnnalError ? HINTS[code] : undefined;
   const details = [];
   if (error?.field !== undefined) details.push(el("li", {}, "field: ", el("code", {}, error.field)));
   if (error?.deviceSeq !== undefined) details.push(el("li", {}, "deviceSeq: ", el("code", {}, String(error.deviceSeq))));
@@ -71,6 +80,7 @@ function showError(box, error, action) {
   fill(box,
     el("p", { class: "error-title" }, el("span", { class: "badge", "data-testid": "error-code" }, code), " ", `${action} failed`),
     el("p", { class: "error-message", "data-testid": "error-message" }, message),
+    hint && el("p", { class: "error-hint", "data-testid": "error-hint" }, hint),
     ...(details.length ? [el("ul", { class: "error-details" }, details)] : []),
   );
   box.dataset.code = code;
@@ -110,13 +120,27 @@ function value(id) {
 
 // ------------------------------------------------------------ store state --
 
-/** Enables the sections that need an open store. */
+/** Whether the open store is encrypted and locked in this tab. */
+const isLocked = () => store !== null && store.encrypted && store.locked;
+
+/** Enables the sections that need an open store, and an unlocked one. */
 function syncEnabled() {
   const open = store !== null;
+  const encrypted = open && store.encrypted;
+  const locked = isLocked();
   for (const id of ["append-fieldset", "verify-fieldset", "tamper-fieldset", "export-fieldset", "filter-fieldset"]) {
-    $(id).disabled = !open;
+    $(id).disabled = !open || locked;
   }
   $("close").disabled = !open;
+  $("crypto-panel").hidden = !encrypted;
+  $("lock").disabled = !encrypted || locked;
+  $("unlock").disabled = !locked;
+  $("keys-fieldset").disabled = !encrypted || locked;
+  $("passphrase-fieldset").disabled = !encrypted || locked;
+  // The encrypted-only drills are offered on encrypted stores only.
+  const sealed = $("tamper-sealed");
+  sealed.hidden = sealed.disabled = !encrypted;
+  if (!encrypted && sealed.contains($("tamper-kind").selectedOptions[0] ?? null)) $("tamper-kind").value = "changeField";
 }
 
 /** Shows the open store's identity and head. */
@@ -130,11 +154,30 @@ async function renderStatus() {
     return;
   }
   const id = store.identity;
-  head = await store.head();
+  const locked = isLocked();
+  head = locked ? null : await store.head();
   box.dataset.state = "open";
-  box.dataset.headSeq = String(head.deviceSeq);
+  box.dataset.encrypted = String(store.encrypted);
+  box.dataset.locked = String(locked);
+  if (head) box.dataset.headSeq = String(head.deviceSeq);
+  else delete box.dataset.headSeq;
   box.replaceChildren(
-    el("p", {}, el("span", { class: "badge ok" }, "open"), " ", el("strong", {}, id.name), ` (IndexedDB database `, el("code", {}, id.databaseName), ")"),
+    el(
+      "p",
+      {},
+      el("span", { class: "badge ok" }, "open"),
+      " ",
+      store.encrypted
+        ? el("span", { class: "badge crypt", title: "AES-256-GCM at rest", "data-testid": "encrypted-badge" }, "encrypted")
+        : el("span", { class: "badge", title: "stored in the clear", "data-testid": "encrypted-badge" }, "plain"),
+      " ",
+      store.encrypted && el("span", { class: locked ? "badge bad" : "badge ok", "data-testid": "lock-badge" }, locked ? "locked" : "unlocked"),
+      " ",
+      el("strong", {}, id.name),
+      ` (IndexedDB database `,
+      el("code", {}, id.databaseName),
+      ")",
+    ),
     el(
       "dl",
       { class: "identity" },
@@ -143,7 +186,9 @@ async function renderStatus() {
       el("dt", {}, "device"), el("dd", {}, el("code", { title: id.deviceId }, id.deviceId)),
       el("dt", {}, "store id"), el("dd", {}, el("code", { title: id.storeId }, id.storeId)),
       el("dt", {}, "head"),
-      el("dd", { "data-testid": "head" }, `#${head.deviceSeq} `, el("code", { class: "hash full" }, head.hash)),
+      head
+        ? el("dd", { "data-testid": "head" }, `#${head.deviceSeq} `, el("code", { class: "hash full" }, head.hash))
+        : el("dd", { "data-testid": "head", class: "muted" }, "locked: unlock to read it"),
     ),
   );
   renderTamperPreview();
@@ -173,18 +218,30 @@ function resetVerify() {
 $("store-form").addEventListener("submit", (event) => {
   event.preventDefault();
   run($("open"), $("store-error"), "Open", async () => {
-    if (store) closeStore();
+    if (store) {
+      closeStore();
+      await renderStatus();
+      renderEvents(null);
+      await renderCrypto();
+    }
     const options = { name: $("store-name").value, userId: $("user-id").value, durability: $("durability").value };
     const tenantId = value("tenant-id");
     if (tenantId) options.tenantId = tenantId;
+    // Passphrases are taken as typed: spaces count.
+    const passphrase = $("passphrase").value;
+    if (passphrase) options.passphrase = passphrase;
     store = await EventStore.open(options);
+    lockListener = (event) => void onLockChange(event);
+    store.addEventListener("lockchange", lockListener);
     lastDrill = null;
     resetVerify();
     $("append-result").replaceChildren();
     $("tamper-result").replaceChildren();
+    clearCryptoResult();
     syncEnabled();
     await renderStatus();
-    log(`Opened store "${store.identity.name}" as ${store.identity.userId} (head #${head.deviceSeq}).`);
+    log(`Opened ${store.encrypted ? "encrypted" : "plain"} store "${store.identity.name}" as ${store.identity.userId} (head #${head.deviceSeq}).`);
+    await renderCrypto();
     await refreshEvents();
   });
 });
@@ -192,9 +249,16 @@ $("store-form").addEventListener("submit", (event) => {
 function closeStore() {
   const name = store.identity.name;
   try {
+    // Closing erases an encrypted store's keys: not a lock to report.
+    store.removeEventListener("lockchange", lockListener);
     store.close();
   } finally {
     store = null;
+    lockListener = null;
+    hideRecoverySecret();
+    clearCryptoResult();
+    $("reencrypt-progress").value = 0;
+    $("reencrypt-progress-text").textContent = "";
     syncEnabled();
   }
   log(`Closed store "${name}".`);
@@ -206,6 +270,7 @@ $("close").addEventListener("click", () => {
     closeStore();
     await renderStatus();
     renderEvents(null);
+    await renderCrypto();
   });
 });
 
@@ -216,6 +281,7 @@ $("destroy").addEventListener("click", () => {
       closeStore();
       await renderStatus();
       renderEvents(null);
+      await renderCrypto();
     }
     await EventStore.destroy(name);
     lastDrill = null;
@@ -223,12 +289,229 @@ $("destroy").addEventListener("click", () => {
     $("append-result").replaceChildren();
     $("tamper-result").replaceChildren();
     $("export-result").replaceChildren();
+    clearCryptoResult();
     const box = $("store-status");
     if (!store) {
       box.dataset.state = "destroyed";
       box.replaceChildren(el("p", {}, el("span", { class: "badge" }, "destroyed"), ` Store "${name}" and all its events were deleted.`));
     }
     log(`Destroyed store "${name}" (IndexedDB database annal:${name} deleted).`);
+  });
+});
+
+// ------------------------------------------------------------ encryption --
+
+/** Shows whether the open store is encrypted, whether it is locked, and its key ring. */
+async function renderCrypto() {
+  const state = $("crypto-state");
+  const info = $("key-info");
+  syncEnabled();
+  if (!store || !store.encrypted) {
+    state.dataset.state = store ? "plain" : "closed";
+    fill(state,
+      store
+        ? el("p", {}, el("span", { class: "badge" }, "plain"), " This store keeps its events in the clear; encryption is fixed when a store is created. To see it, open a new store name with a passphrase.")
+        : "Open a store to see how it is stored.",
+    );
+    clearKeyInfo();
+    return;
+  }
+  const locked = store.locked;
+  state.dataset.state = locked ? "locked" : "unlocked";
+  fill(state,
+    el(
+      "p",
+      {},
+      el("span", { class: "badge crypt" }, "encrypted"),
+      " ",
+      el("span", { class: locked ? "badge bad" : "badge ok", "data-testid": "crypto-lock-badge" }, locked ? "locked" : "unlocked"),
+      " ",
+      locked
+        ? "The keys are erased from memory in this tab: the data sections stay disabled until you unlock."
+        : "Every event is sealed with AES-256-GCM under the current data key.",
+    ),
+  );
+  if (locked) {
+    clearKeyInfo();
+    fill(info, el("p", { class: "muted" }, "Locked: unlock to see the key ring."));
+    return;
+  }
+  renderKeyInfo(await store.keyInfo());
+}
+
+function clearKeyInfo() {
+  const box = $("key-info");
+  for (const key of ["current", "keys", "reencrypting"]) delete box.dataset[key];
+  box.replaceChildren();
+}
+
+/** Renders store.keyInfo(): the current key, every key with its records, and any unfinished re-encryption. */
+function renderKeyInfo(info) {
+  const box = $("key-info");
+  box.dataset.current = String(info.current);
+  box.dataset.keys = String(info.keys.length);
+  box.dataset.reencrypting = String(info.reencryption !== null);
+  const stateOf = (k) => (k.retired ? "retired" : k.id === info.current ? "current" : "in use");
+  fill(box,
+    el(
+      "p",
+      {},
+      "Current data key: ",
+      el("strong", { "data-testid": "key-current" }, `key ${info.current}`),
+      ` · annal starts a new key before one has encrypted ${info.maxRecordsPerKey.toLocaleString("en")} events.`,
+    ),
+    el(
+      "table",
+      { class: "keys" },
+      el("caption", { class: "visually-hidden" }, "Data keys, oldest first"),
+      el("thead", {}, el("tr", {}, ["key", "first deviceSeq", "records", "state"].map((h) => el("th", { scope: "col" }, h)))),
+      el(
+        "tbody",
+        {},
+        info.keys.map((k) =>
+          el(
+            "tr",
+            { "data-key-id": k.id, "data-retired": String(k.retired), "data-records": k.records },
+            el("td", { class: "num" }, String(k.id)),
+            el("td", { class: "num" }, String(k.firstDeviceSeq)),
+            el("td", { class: "num" }, String(k.records)),
+            el("td", {}, el("span", { class: k.retired ? "badge" : k.id === info.current ? "badge ok" : "badge crypt" }, stateOf(k))),
+          ),
+        ),
+      ),
+    ),
+    el(
+      "p",
+      { class: info.reencryption ? "explain" : "muted", "data-testid": "reencryption-state" },
+      info.reencryption
+        ? `Re-encryption in progress: records before #${info.reencryption.nextDeviceSeq} are under key ${info.reencryption.target}. Press “Re-encrypt all” to resume it.`
+        : "No re-encryption in progress.",
+    ),
+  );
+}
+
+function clearCryptoResult() {
+  const box = $("crypto-result");
+  delete box.dataset.action;
+  box.replaceChildren();
+}
+
+function setCryptoResult(action, ...children) {
+  const box = $("crypto-result");
+  box.dataset.action = action;
+  fill(box, el("p", {}, ...children));
+}
+
+/** Brings the page in line with whether the store is locked in this tab. */
+async function applyLockState() {
+  if (isLocked()) hideRecoverySecret();
+  syncEnabled();
+  await renderStatus();
+  await renderCrypto();
+  await refreshEvents();
+}
+
+/** "lockchange": a lock or unlock here, or a lock in another tab or worker. */
+async function onLockChange(event) {
+  log(
+    event.locked ? "Store locked (here or in another tab): its keys were erased from memory in this tab." : "Store unlocked in this tab.",
+    event.locked ? "warn" : "ok",
+  );
+  try {
+    await applyLockState();
+  } catch (error) {
+    showError($("crypto-error"), error, "Updating after a lock change");
+  }
+}
+
+$("lock").addEventListener("click", () => {
+  run($("lock"), $("crypto-error"), "Lock", async () => {
+    store.lock();
+    await applyLockState();
+  });
+});
+
+$("unlock").addEventListener("click", () => {
+  run($("unlock"), $("crypto-error"), "Unlock", async () => {
+    const passphrase = $("passphrase").value;
+    if (!passphrase) throw new TypeError("type the store's passphrase in the passphrase field above, then press Unlock");
+    await store.unlock(passphrase);
+    await applyLockState();
+  });
+});
+
+$("rotate").addEventListener("click", () => {
+  run($("rotate"), $("crypto-error"), "Rotate data key", async () => {
+    clearCryptoResult();
+    const { keyId } = await store.rotateDataKey();
+    setCryptoResult("rotate", el("span", { class: "badge ok" }, "rotated"), ` New events are now encrypted under key ${keyId}; older ones stay under their keys until “Re-encrypt all”.`);
+    log(`Rotated: new events use data key ${keyId}.`);
+    await renderCrypto();
+  });
+});
+
+$("reencrypt").addEventListener("click", () => {
+  const progress = $("reencrypt-progress");
+  const text = $("reencrypt-progress-text");
+  progress.value = 0;
+  text.textContent = "";
+  run($("reencrypt"), $("crypto-error"), "Re-encrypt", async () => {
+    clearCryptoResult();
+    const started = performance.now();
+    const result = await store.reencryptAll({
+      onProgress: (done, total) => {
+        progress.max = Math.max(total, 1);
+        progress.value = done;
+        text.textContent = `${done} / ${total}`;
+      },
+    });
+    const ms = Math.round(performance.now() - started);
+    if (!text.textContent) text.textContent = "nothing to move";
+    const retired = result.retired.length ? `retired key${result.retired.length === 1 ? "" : "s"} ${result.retired.join(", ")}` : "no key retired";
+    setCryptoResult(
+      "reencrypt",
+      el("span", { class: "badge ok" }, "re-encrypted"),
+      ` ${result.reencrypted} event${result.reencrypted === 1 ? "" : "s"} moved to key ${result.keyId}; ${retired} (${ms} ms). Hashes are unchanged.`,
+    );
+    log(`Re-encrypted ${result.reencrypted} events under key ${result.keyId}; ${retired}.`);
+    markVerifyStale("The records were re-encrypted since");
+    await renderCrypto();
+  });
+});
+
+$("recovery").addEventListener("click", () => {
+  run($("recovery"), $("crypto-error"), "Export recovery secret", async () => {
+    const secret = await store.exportRecoveryKey();
+    $("recovery-secret").textContent = secret;
+    $("recovery-box").hidden = false;
+    // Never logged: the secret is on screen once, nowhere else.
+    log("Exported a new recovery secret (shown once; any earlier one stopped working).", "warn");
+  });
+});
+
+function hideRecoverySecret() {
+  $("recovery-secret").textContent = "";
+  $("recovery-box").hidden = true;
+}
+
+$("recovery-done").addEventListener("click", hideRecoverySecret);
+
+$("passphrase-form").addEventListener("submit", (event) => {
+  event.preventDefault();
+  run($("change-passphrase"), $("crypto-error"), "Change passphrase", async () => {
+    clearCryptoResult();
+    const next = $("new-passphrase").value;
+    await store.changePassphrase($("current-passphrase").value, next);
+    $("current-passphrase").value = "";
+    $("new-passphrase").value = "";
+    // Unlock and the tamper drills read the field above: keep it working.
+    $("passphrase").value = next;
+    setCryptoResult(
+      "passphrase",
+      el("span", { class: "badge ok" }, "changed"),
+      " The passphrase was replaced (no event was re-encrypted); the old one no longer opens the store. The passphrase field above now holds the new one.",
+    );
+    log("Changed the passphrase.");
   });
 });
 
@@ -274,6 +557,7 @@ $("append-form").addEventListener("submit", (event) => {
     });
     afterAppend([stored]);
     await renderStatus();
+    await renderCrypto();
     await refreshEvents();
   });
 });
@@ -295,6 +579,7 @@ $("append-samples").addEventListener("click", () => {
     );
     afterAppend(stored);
     await renderStatus();
+    await renderCrypto();
     await refreshEvents();
   });
 });
@@ -316,7 +601,7 @@ function renderEvents(events, filter = {}) {
   const summary = $("events-summary");
   if (events === null) {
     body.replaceChildren();
-    summary.textContent = store ? "" : "Open a store to see its events.";
+    summary.textContent = !store ? "Open a store to see its events." : isLocked() ? "The store is locked: unlock it to see its events." : "";
     summary.dataset.count = "";
     return;
   }
@@ -347,7 +632,7 @@ function renderEvents(events, filter = {}) {
 async function refreshEvents() {
   const box = $("events-error");
   clearError(box);
-  if (!store) return renderEvents(null);
+  if (!store || isLocked()) return renderEvents(null);
   const filter = currentFilter();
   try {
     renderEvents(await store.events(filter), filter);
@@ -382,12 +667,20 @@ const REASONS = {
   TRUNCATED: "The log ends before its recorded head: events were cut off the end.",
   HEAD_MISMATCH: "The last event does not match the recorded head.",
   INDEX_MISMATCH: "An index derived from the log (aggregate versions) disagrees with it.",
+  DECRYPT_FAILED: "A sealed record does not decrypt: its ciphertext was changed, moved or swapped.",
+  HEAD_MAC_MISMATCH: "The recorded head does not carry a valid MAC: the log was shortened or rewritten without the key.",
 };
 
 const UNDETECTABLE =
   "An unkeyed local chain cannot see this edit, because the attacker left a log that is consistent with itself; " +
   "what anchors the chain is a head hash held elsewhere — a server receipt, or an exported head compared with a receipt " +
   "(annal-verify FILE --expect-head HASH).";
+
+const HEAD_MAC_EXPLAIN =
+  "The drill played an attacker holding a data key (obtained with openKeys() from the passphrase) but not the head-MAC key: " +
+  "it decrypted, edited and re-encrypted records and left a chain that is consistent with itself, which a plain store's verify() " +
+  "cannot see. The head MAC is keyed by a key derived from the master key that no data key reveals, so the rewritten head " +
+  "fails it, reported at the head's own deviceSeq.";
 
 function describeExpectation(expected) {
   return expected.detected
@@ -418,6 +711,9 @@ function drillComparison(result) {
       matches ? "✓ The result matches the threat model." : "≠ The result differs from the threat model (was the log already altered before this drill, or has it changed since?).",
     ),
   ];
+  if (expected.detected && expected.reason === "HEAD_MAC_MISMATCH") {
+    children.push(el("p", { class: "explain", "data-testid": "drill-explain" }, HEAD_MAC_EXPLAIN));
+  }
   if (!expected.detected) {
     children.push(el("p", { class: "explain", "data-testid": "drill-explain" }, UNDETECTABLE));
     const { headBefore, headAfter } = lastDrill;
@@ -502,16 +798,20 @@ $("verify").addEventListener("click", () => {
 
 // ---------------------------------------------------------------- tamper --
 
+// `keys`: on an encrypted store the drill edits a record's contents, so it
+// needs the store's keys (openKeys); the others move sealed records whole.
 const MUTATIONS = {
   flipPayloadByte: {
     label: "Flip a byte of a payload",
     input: "Record (deviceSeq)",
     describe: "Changes one byte in the stored payload of the event, as if a value had been edited in place.",
+    keys: true,
   },
   changeField: {
     label: "Change a field of an event",
     input: "Record (deviceSeq)",
     describe: "Rewrites the event's eventType (appends “-edited”) without re-sealing it.",
+    keys: true,
   },
   deleteEvent: {
     label: "Delete an event",
@@ -527,6 +827,7 @@ const MUTATIONS = {
     label: "Insert a forged event",
     input: "Before record (deviceSeq)",
     describe: "Inserts a correctly hashed copy of the event that points to a made-up predecessor.",
+    keys: true,
   },
   truncateTail: {
     label: "Cut events off the end",
@@ -537,13 +838,36 @@ const MUTATIONS = {
     label: "Cut events off the end and fix the head",
     input: "Number of events",
     describe: "Deletes the newest events and moves the recorded head back to match.",
+    keys: true,
   },
   rehashSuffix: {
     label: "Rewrite an event and re-hash everything after it",
     input: "From record (deviceSeq)",
     describe: "Replaces the event's payload, then recomputes every hash from there on and the head.",
+    keys: true,
+  },
+  flipCiphertextByte: {
+    label: "Flip a byte of a ciphertext",
+    input: "Record (deviceSeq)",
+    describe: "Flips the last byte of the sealed record's ciphertext (its authentication tag), without any key.",
+  },
+  swapCiphertexts: {
+    label: "Swap two ciphertexts",
+    input: "Record (deviceSeq)",
+    describe: "Exchanges the nonces and ciphertexts of two sealed records but keeps their clear headers, without any key.",
+  },
+  cutRecord: {
+    label: "Cut a sealed record short",
+    input: "Record (deviceSeq)",
+    describe: "Cuts the page holding the record off in the middle of its ciphertext, without any key.",
   },
 };
+
+const WITH_KEYS =
+  " On this encrypted store the drill first obtains the keys with openKeys() from the passphrase typed above, then decrypts, " +
+  "edits and re-encrypts records with fresh nonces: an attacker holding a data key, but not the head-MAC key.";
+const WITHOUT_KEYS =
+  " On this encrypted store the drill holds no key: it moves, drops or damages sealed records as opaque bytes, guided by their clear headers.";
 
 function readInt(id, what) {
   const raw = $(id).value.trim();
@@ -560,6 +884,7 @@ function readMutation() {
   const n = readInt("tamper-seq", MUTATIONS[kind].input);
   switch (kind) {
     case "swapEvents":
+    case "swapCiphertexts":
       return { kind, a: n, b: readInt("tamper-seq-b", "The second record") };
     case "truncateTail":
     case "truncateTailFixHead":
@@ -573,7 +898,7 @@ function readMutation() {
 
 function mutationLabel(m) {
   const { label } = MUTATIONS[m.kind];
-  if (m.kind === "swapEvents") return `${label}: #${m.a} ↔ #${m.b}`;
+  if ("a" in m) return `${label}: #${m.a} ↔ #${m.b}`;
   if ("count" in m) return `${label}: ${m.count} event${m.count === 1 ? "" : "s"}`;
   if ("from" in m) return `${label}: from #${m.from}`;
   return `${label}: #${m.seq}`;
@@ -584,18 +909,35 @@ function renderTamperPreview() {
   const kind = $("tamper-kind").value;
   const info = MUTATIONS[kind];
   $("tamper-seq-label").textContent = info.input;
-  $("tamper-seq-b-wrap").hidden = kind !== "swapEvents";
+  $("tamper-seq-b-wrap").hidden = kind !== "swapEvents" && kind !== "swapCiphertexts";
   const parts = [info.describe];
+  const encrypted = store !== null && store.encrypted;
+  if (encrypted) parts.push(info.keys ? WITH_KEYS : WITHOUT_KEYS);
   if (head) {
     try {
-      const expected = expectation(readMutation(), head.deviceSeq);
+      const expected = expectation(readMutation(), head.deviceSeq, { encrypted });
       parts.push(` On this ${head.deviceSeq}-event log, verify() should report: ${describeExpectation(expected)}.`);
       if (!expected.detected) parts.push(` ${UNDETECTABLE}`);
+      if (expected.detected && expected.reason === "HEAD_MAC_MISMATCH") {
+        parts.push(" A plain store cannot see this edit; here the head MAC, whose key the attacker lacks, catches it.");
+      }
     } catch {
       // An incomplete number: the preview waits for a valid one.
     }
   }
   $("tamper-description").textContent = parts.join("");
+}
+
+/**
+ * The keys a drill that edits records on an encrypted store needs: from
+ * annal/testing's independent reader, with the passphrase typed above.
+ */
+async function drillKeys() {
+  const passphrase = $("passphrase").value;
+  if (!passphrase) {
+    throw new TypeError("this drill edits a record's contents, so it needs the store's keys: type the passphrase in the passphrase field above");
+  }
+  return openKeys(store.identity.name, { passphrase });
 }
 
 $("tamper-kind").addEventListener("change", renderTamperPreview);
@@ -607,15 +949,20 @@ $("tamper-form").addEventListener("submit", (event) => {
   run($("tamper"), $("tamper-error"), "Tamper", async () => {
     $("tamper-result").replaceChildren();
     const mutation = readMutation();
+    const encrypted = store.encrypted;
+    const withKeys = encrypted && MUTATIONS[mutation.kind].keys === true;
     const headBefore = await store.head();
-    const expected = expectation(mutation, headBefore.deviceSeq);
-    await tamper(store.identity.name, mutation);
+    const expected = expectation(mutation, headBefore.deviceSeq, { encrypted });
+    await tamper(store.identity.name, mutation, withKeys ? { keys: await drillKeys() } : {});
     const headAfter = await store.head();
-    lastDrill = { mutation, label: mutationLabel(mutation), expected, headBefore, headAfter };
+    const label = mutationLabel(mutation) + (!encrypted ? "" : withKeys ? " (with a data key)" : " (without any key)");
+    lastDrill = { mutation, label, expected, headBefore, headAfter };
     const box = $("tamper-result");
     box.dataset.kind = mutation.kind;
+    box.dataset.withKeys = String(withKeys);
     fill(box,
       el("p", {}, el("span", { class: "badge bad" }, "tampered"), " ", lastDrill.label),
+      withKeys && el("p", { class: "muted" }, "The keys came from openKeys(name, { passphrase }) in annal/testing, which reads the store as docs/FORMAT.md §8.4 says; the drill used the data key, never the head-MAC key."),
       el("p", { "data-testid": "tamper-expectation" }, "Expected from verify(): ", el("strong", {}, describeExpectation(expected)), "."),
       el("p", { class: "muted" }, "Now press “Verify chain”."),
     );
@@ -656,6 +1003,7 @@ window.addEventListener("unhandledrejection", (event) => {
 
 syncEnabled();
 await renderStatus();
+await renderCrypto();
 renderEvents(null);
 renderTamperPreview();
 document.documentElement.dataset.ready = "true";

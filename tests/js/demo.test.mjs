@@ -1,6 +1,10 @@
 // The demo app (www/) driven through its UI in headless Chromium: open a
 // store, append through the form, list, verify, tamper, verify again,
-// reject an invalid payload, export, close and destroy.
+// reject an invalid payload, export, close and destroy. Then an encrypted
+// store: open with a passphrase, lock (here and from another tab), unlock,
+// rotate, re-encrypt, export a recovery secret, change the passphrase,
+// reopen without and with a wrong passphrase, and tamper drills with and
+// without the keys.
 
 import { after, before, test } from "node:test";
 import assert from "node:assert/strict";
@@ -191,6 +195,309 @@ test("an undetectable drill is explained and compared with its expectation", asy
   await page.fill("#store-name", STORE);
   await page.click('[data-testid="destroy"]');
   await page.waitForSelector('[data-testid="store-status"][data-state="destroyed"]');
+});
+
+// ------------------------------------------------------------ encryption --
+
+const ENC = "demo-test-enc";
+const PASSPHRASE = "correct horse battery staple";
+const DATA_BUTTONS = ["append", "append-samples", "verify", "tamper", "export", "refresh"];
+const KEY_BUTTONS = ["rotate", "reencrypt", "recovery", "change-passphrase"];
+const RECOVERY_SECRET = /^[0-9A-HJKMNP-TV-Z]{5}(-[0-9A-HJKMNP-TV-Z]{5}){10}$/;
+
+const testid = (id) => `[data-testid="${id}"]`;
+
+/** Opens store `name` through the form with `passphrase` ("" for none). */
+async function openStore(name, passphrase) {
+  await page.fill("#store-name", name);
+  await page.fill("#passphrase", passphrase);
+  await page.click(testid("open"));
+}
+
+/** Destroys store `name` through the form. */
+async function destroyStore(name) {
+  await page.fill("#store-name", name);
+  await page.click(testid("destroy"));
+  await page.waitForSelector('[data-testid="store-status"][data-state="destroyed"]');
+}
+
+/** A new encrypted store `name` holding the 5 sample events. */
+async function freshEncrypted(name) {
+  await destroyStore(name);
+  await openStore(name, PASSPHRASE);
+  await page.waitForSelector('[data-testid="store-status"][data-state="open"][data-encrypted="true"]');
+  await page.click(testid("append-samples"));
+  await page.waitForSelector('[data-testid="append-result"][data-seq="5"]');
+  await page.waitForSelector('[data-testid="events-summary"][data-count="5"]');
+}
+
+async function waitLocked(locked, on = page) {
+  await on.waitForSelector(`[data-testid="store-status"][data-locked="${locked}"]`);
+}
+
+/** The error shown in `box`: its data-code once one is there. */
+async function errorIn(box) {
+  await page.waitForSelector(`${testid(box)}:not([hidden])`);
+  return page.getAttribute(testid(box), "data-code");
+}
+
+test("a plain store shows no key management and offers no encrypted-only drill", async () => {
+  await destroyStore(STORE);
+  await openStore(STORE, "");
+  await page.waitForSelector('[data-testid="store-status"][data-state="open"]');
+  assert.equal(await page.getAttribute(testid("store-status"), "data-encrypted"), "false");
+  assert.equal(await text(testid("encrypted-badge")), "plain");
+  assert.equal(await page.locator(testid("lock-badge")).count(), 0);
+  assert.equal(await page.getAttribute(testid("crypto-state"), "data-state"), "plain");
+  assert.equal(await page.isHidden(testid("crypto-panel")), true);
+  assert.equal(await page.$eval("#tamper-sealed", (g) => g.disabled && g.hidden), true);
+  await destroyStore(STORE);
+});
+
+test("an encrypted store: passphrase, lock, unlock, rotate, re-encrypt, recovery secret, wrong passphrase", async () => {
+  await destroyStore(ENC);
+  // The passphrase field is a password field, described by its note.
+  assert.equal(await page.getAttribute("#passphrase", "type"), "password");
+  assert.match(await text("#passphrase-note"), /leave empty for a plain store; a new store opened with a passphrase .*is encrypted\s+for good/i);
+
+  await openStore(ENC, PASSPHRASE);
+  await page.waitForSelector('[data-testid="store-status"][data-state="open"][data-encrypted="true"]');
+  assert.equal(await text(testid("encrypted-badge")), "encrypted");
+  assert.equal(await text(testid("lock-badge")), "unlocked");
+  assert.equal(await page.getAttribute(testid("crypto-state"), "data-state"), "unlocked");
+  assert.equal(await page.isVisible(testid("crypto-panel")), true);
+  await page.waitForSelector('[data-testid="key-info"][data-current="1"]');
+  assert.equal(await page.locator('[data-testid="key-info"] tbody tr').count(), 1);
+  assert.match(await text(testid("reencryption-state")), /No re-encryption in progress/);
+  assert.equal(await page.isDisabled(testid("unlock")), true);
+  // The encrypted-only drills are offered now.
+  assert.equal(await page.$eval("#tamper-sealed", (g) => g.disabled || g.hidden), false);
+
+  // Append and verify, as on a plain store.
+  await page.click(testid("append-samples"));
+  await page.waitForSelector('[data-testid="append-result"][data-seq="5"]');
+  await page.fill("#payload", JSON.stringify({ severity: 4, note: "sealed" }));
+  await page.click(testid("append"));
+  await page.waitForSelector('[data-testid="append-result"][data-seq="6"]');
+  await page.waitForSelector('[data-testid="events-summary"][data-count="6"]');
+  assert.deepEqual(JSON.parse((await rows().nth(5).locator("td").allInnerTexts())[4]), { severity: 4, note: "sealed" });
+  let verdict = await clickVerify();
+  assert.equal(await verdict.getAttribute("data-ok"), "true");
+  assert.equal(await verdict.getAttribute("data-checked"), "6");
+  await page.waitForSelector('[data-testid="key-info"] tr[data-key-id="1"][data-records="6"]');
+
+  // Lock: the data sections and key management are disabled, the events hidden.
+  await page.click(testid("lock"));
+  await waitLocked(true);
+  assert.equal(await text(testid("lock-badge")), "locked");
+  assert.equal(await text(testid("crypto-lock-badge")), "locked");
+  for (const id of [...DATA_BUTTONS, ...KEY_BUTTONS, "lock"]) assert.equal(await page.isDisabled(testid(id)), true, `${id} while locked`);
+  assert.equal(await page.isEnabled(testid("unlock")), true);
+  assert.equal(await rows().count(), 0);
+  assert.match(await text(testid("events-summary")), /locked/);
+  assert.match(await text(testid("key-info")), /Locked/);
+  assert.match(await text(testid("head")), /locked/);
+
+  // A wrong passphrase does not unlock.
+  await page.fill("#passphrase", "not the passphrase");
+  await page.click(testid("unlock"));
+  assert.equal(await errorIn("crypto-error"), "ANNAL_BAD_KEY");
+  assert.match(await text(`${testid("crypto-error")} ${testid("error-hint")}`), /does not unlock/);
+  assert.equal(await page.getAttribute(testid("store-status"), "data-locked"), "true");
+
+  // The right one does.
+  await page.fill("#passphrase", PASSPHRASE);
+  await page.click(testid("unlock"));
+  await waitLocked(false);
+  assert.equal(await page.isHidden(testid("crypto-error")), true);
+  assert.equal(await text(testid("lock-badge")), "unlocked");
+  await page.waitForSelector('[data-testid="events-summary"][data-count="6"]');
+  for (const id of [...DATA_BUTTONS, ...KEY_BUTTONS, "lock"]) assert.equal(await page.isEnabled(testid(id)), true, `${id} once unlocked`);
+  await page.waitForSelector('[data-testid="key-info"][data-current="1"]');
+
+  // Rotate: key 2 encrypts new events.
+  await page.click(testid("rotate"));
+  await page.waitForSelector('[data-testid="crypto-result"][data-action="rotate"]');
+  await page.waitForSelector('[data-testid="key-info"][data-current="2"]');
+  assert.equal(await text(testid("key-current")), "key 2");
+  assert.equal(await page.locator('[data-testid="key-info"] tbody tr').count(), 2);
+  assert.equal(await page.getAttribute('[data-testid="key-info"] tr[data-key-id="1"]', "data-retired"), "false");
+  await page.fill("#payload", JSON.stringify({ severity: 1, note: "under key 2" }));
+  await page.click(testid("append"));
+  await page.waitForSelector('[data-testid="append-result"][data-seq="7"]');
+
+  // Re-encrypt all: every event moves to key 2, key 1 is retired.
+  await page.click(testid("reencrypt"));
+  await page.waitForSelector('[data-testid="crypto-result"][data-action="reencrypt"]');
+  await page.waitForSelector('[data-testid="key-info"] tr[data-key-id="1"][data-retired="true"]');
+  assert.equal(await page.isHidden(testid("crypto-error")), true);
+  assert.match(await text(testid("crypto-result")), /6 events moved to key 2; retired key 1/);
+  assert.equal(await page.getAttribute('[data-testid="key-info"] tr[data-key-id="2"]', "data-retired"), "false");
+  assert.equal(await page.getAttribute(testid("key-info"), "data-reencrypting"), "false");
+  const [done, total] = (await text(testid("reencrypt-progress-text"))).split(" / ").map(Number);
+  assert.ok(total > 0 && done === total, `progress ${done} / ${total}`);
+  verdict = await clickVerify();
+  assert.equal(await verdict.getAttribute("data-ok"), "true");
+  assert.equal(await verdict.getAttribute("data-checked"), "7");
+
+  // A recovery secret, shown once: 55 base32 digits in groups of five.
+  await page.click(testid("recovery"));
+  await page.waitForSelector(`${testid("recovery-box")}:not([hidden])`);
+  const secret = await text(testid("recovery-secret"));
+  assert.match(secret, RECOVERY_SECRET);
+  assert.equal(secret.replaceAll("-", "").length, 55);
+  assert.match(await text(testid("recovery-box")), /write it down/i);
+  assert.match(await text(testid("recovery-box")), /only this once/);
+  assert.doesNotMatch(await text(testid("log")), new RegExp(secret));
+  await page.click(testid("recovery-done"));
+  assert.equal(await page.isHidden(testid("recovery-box")), true);
+  assert.equal(await text(testid("recovery-secret")), "");
+
+  // Change the passphrase: the old one stops working.
+  const NEW_PASSPHRASE = `${PASSPHRASE} two`;
+  await page.fill("#current-passphrase", PASSPHRASE);
+  await page.fill("#new-passphrase", NEW_PASSPHRASE);
+  await page.click(testid("change-passphrase"));
+  await page.waitForSelector('[data-testid="crypto-result"][data-action="passphrase"]');
+  assert.equal(await page.inputValue("#passphrase"), NEW_PASSPHRASE);
+  assert.equal(await page.inputValue("#current-passphrase"), "");
+
+  // Reopen: without a passphrase it is locked, with the old one a bad key.
+  await openStore(ENC, "");
+  assert.equal(await errorIn("store-error"), "ANNAL_LOCKED");
+  assert.match(await text(`${testid("store-error")} ${testid("error-hint")}`), /type its passphrase/);
+  assert.equal(await page.getAttribute(testid("store-status"), "data-state"), "closed");
+  assert.equal(await page.isHidden(testid("crypto-panel")), true);
+  assert.equal(await page.isDisabled(testid("append")), true);
+  await openStore(ENC, PASSPHRASE);
+  assert.equal(await errorIn("store-error"), "ANNAL_BAD_KEY");
+  assert.match(await text(testid("store-error")), /ANNAL_BAD_KEY/);
+  assert.equal(await page.getAttribute(testid("store-status"), "data-state"), "closed");
+  await openStore(ENC, NEW_PASSPHRASE);
+  await page.waitForSelector('[data-testid="store-status"][data-state="open"][data-encrypted="true"]');
+  assert.equal(await page.isHidden(testid("store-error")), true);
+  await page.waitForSelector('[data-testid="events-summary"][data-count="7"]');
+  await page.waitForSelector('[data-testid="key-info"][data-current="2"]');
+  assert.equal(await page.getAttribute('[data-testid="key-info"] tr[data-key-id="1"]', "data-retired"), "true");
+});
+
+test("a lock in another tab of the demo shows up here", async () => {
+  // The store of the previous test is open here, unlocked.
+  const passphrase = await page.inputValue("#passphrase");
+  await waitLocked(false);
+  const lockLines = () => page.locator('[data-testid="log"] li', { hasText: "Store locked (here or in another tab)" }).count();
+  const linesBefore = await lockLines();
+  const other = await page.context().newPage();
+  try {
+    await other.goto(`${server.url}/`);
+    await other.waitForSelector('html[data-ready="true"]');
+    await other.fill("#store-name", ENC);
+    await other.fill("#passphrase", passphrase);
+    await other.click(testid("open"));
+    await other.waitForSelector('[data-testid="store-status"][data-state="open"][data-locked="false"]');
+    await other.click(testid("lock"));
+    await waitLocked(true, other);
+    // This tab was told through "lockchange".
+    await waitLocked(true);
+    assert.equal(await text(testid("lock-badge")), "locked");
+    assert.equal(await page.isDisabled(testid("append")), true);
+    assert.equal(await lockLines(), linesBefore + 1);
+    // Each tab unlocks on its own.
+    await page.click(testid("unlock"));
+    await waitLocked(false);
+    await page.waitForSelector('[data-testid="events-summary"][data-count="7"]');
+    assert.equal(await other.getAttribute(testid("store-status"), "data-locked"), "true");
+  } finally {
+    await other.close();
+  }
+  await destroyStore(ENC);
+});
+
+test("tamper drills on an encrypted store: with a data key the head MAC catches a rewrite", async () => {
+  await freshEncrypted(ENC);
+
+  // rehashSuffix edits records, so the drill takes the keys from the passphrase typed above.
+  await page.selectOption(testid("tamper-kind"), "rehashSuffix");
+  await page.fill(testid("tamper-seq"), "2");
+  assert.match(await text(testid("tamper-description")), /openKeys\(\).*data key, but not the head-MAC key/);
+  assert.match(await text(testid("tamper-description")), /detected at #5 with HEAD_MAC_MISMATCH/);
+
+  // Without a passphrase in the field the drill cannot get the keys, and says so.
+  await page.fill("#passphrase", "");
+  await page.click(testid("tamper"));
+  assert.equal(await errorIn("tamper-error"), "TypeError");
+  assert.match(await text(testid("tamper-error")), /passphrase/);
+
+  await page.fill("#passphrase", PASSPHRASE);
+  await page.click(testid("tamper"));
+  await page.waitForSelector('[data-testid="tamper-result"][data-kind="rehashSuffix"][data-with-keys="true"]');
+  assert.equal(await page.isHidden(testid("tamper-error")), true);
+  assert.match(await text(testid("tamper-expectation")), /detected at #5 with HEAD_MAC_MISMATCH/);
+  let verdict = await clickVerify();
+  assert.equal(await verdict.getAttribute("data-ok"), "false");
+  assert.equal(await verdict.getAttribute("data-reason"), "HEAD_MAC_MISMATCH");
+  assert.equal(await verdict.getAttribute("data-first-bad-seq"), "5");
+  assert.equal(await text(testid("drill-expected")), "detected at #5 with HEAD_MAC_MISMATCH");
+  assert.equal(await text(testid("drill-actual")), "detected at #5 with HEAD_MAC_MISMATCH");
+  assert.equal(await page.getAttribute(testid("drill-match"), "data-match"), "true");
+  assert.match(await text(testid("drill-explain")), /data key .* but not the head-MAC key/);
+
+  // truncateTailFixHead, also with the keys: the head MAC again.
+  await freshEncrypted(ENC);
+  await page.selectOption(testid("tamper-kind"), "truncateTailFixHead");
+  await page.fill(testid("tamper-seq"), "2");
+  await page.click(testid("tamper"));
+  await page.waitForSelector('[data-testid="tamper-result"][data-kind="truncateTailFixHead"][data-with-keys="true"]');
+  assert.match(await text(testid("tamper-expectation")), /detected at #3 with HEAD_MAC_MISMATCH/);
+  verdict = await clickVerify();
+  assert.equal(await verdict.getAttribute("data-reason"), "HEAD_MAC_MISMATCH");
+  assert.equal(await page.getAttribute(testid("drill-match"), "data-match"), "true");
+
+  // An encrypted-only drill needs no key: a flipped ciphertext byte does not decrypt.
+  await freshEncrypted(ENC);
+  await page.selectOption(testid("tamper-kind"), "flipCiphertextByte");
+  await page.fill(testid("tamper-seq"), "3");
+  assert.match(await text(testid("tamper-description")), /holds no key/);
+  await page.click(testid("tamper"));
+  await page.waitForSelector('[data-testid="tamper-result"][data-kind="flipCiphertextByte"][data-with-keys="false"]');
+  assert.match(await text(testid("tamper-expectation")), /detected at #3 with DECRYPT_FAILED/);
+  await page.waitForSelector('[data-testid="events-error"][data-code="ANNAL_TAMPERED"]');
+  verdict = await clickVerify();
+  assert.equal(await verdict.getAttribute("data-reason"), "DECRYPT_FAILED");
+  assert.equal(await verdict.getAttribute("data-first-bad-seq"), "3");
+  assert.equal(await page.getAttribute(testid("drill-match"), "data-match"), "true");
+
+  // Swapping two ciphertexts, likewise without a key.
+  await freshEncrypted(ENC);
+  await page.selectOption(testid("tamper-kind"), "swapCiphertexts");
+  await page.fill(testid("tamper-seq"), "2");
+  await page.fill(testid("tamper-seq-b"), "4");
+  assert.equal(await page.isVisible(testid("tamper-seq-b")), true);
+  await page.click(testid("tamper"));
+  await page.waitForSelector('[data-testid="tamper-result"][data-kind="swapCiphertexts"]');
+  verdict = await clickVerify();
+  assert.equal(await verdict.getAttribute("data-reason"), "DECRYPT_FAILED");
+  assert.equal(await verdict.getAttribute("data-first-bad-seq"), "2");
+  assert.equal(await page.getAttribute(testid("drill-match"), "data-match"), "true");
+
+  // A keyless mutation of any store: deleting an event.
+  await freshEncrypted(ENC);
+  await page.selectOption(testid("tamper-kind"), "deleteEvent");
+  await page.fill(testid("tamper-seq"), "2");
+  await page.click(testid("tamper"));
+  await page.waitForSelector('[data-testid="tamper-result"][data-kind="deleteEvent"][data-with-keys="false"]');
+  verdict = await clickVerify();
+  assert.equal(await verdict.getAttribute("data-reason"), "MISSING_EVENT");
+  assert.equal(await page.getAttribute(testid("drill-match"), "data-match"), "true");
+
+  // Opening a plain store afterwards takes the encrypted-only drills away again.
+  await page.selectOption(testid("tamper-kind"), "cutRecord");
+  await destroyStore(ENC);
+  await page.fill("#passphrase", "");
+  await openStore(STORE, "");
+  await page.waitForSelector('[data-testid="store-status"][data-state="open"][data-encrypted="false"]');
+  assert.equal(await page.inputValue(testid("tamper-kind")), "changeField");
+  await destroyStore(STORE);
 });
 
 test("no console errors, failed requests or off-server requests", () => {
