@@ -15,7 +15,7 @@ WASM_BINDGEN_VERSION := $(shell sed -n '/^name = "wasm-bindgen"$$/{n;s/^version 
 PACKAGE_VERSION := $(shell node -p "require('./js/package.json').version")
 TARBALL := target/npm/annal-$(PACKAGE_VERSION).tgz
 
-.PHONY: help setup build demo test lint test-native test-wasm test-js clean
+.PHONY: help setup build demo test lint test-native test-wasm test-js bench-server clean
 
 help:
 	@echo "make demo   build and serve the demo on http://127.0.0.1:8080"
@@ -31,6 +31,12 @@ setup: .setup/apt .setup/rust .setup/wasm-bindgen-$(WASM_BINDGEN_VERSION) .setup
 	  echo "installing chromium, chromium-driver and binaryen"; \
 	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium chromium-driver binaryen >/dev/null; \
 	fi
+	@# PostgreSQL 15 for the server tests, which start and stop their own cluster.
+	@if [ ! -x /usr/lib/postgresql/15/bin/initdb ]; then \
+	  echo "installing postgresql-15"; \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq postgresql-15 >/dev/null; \
+	fi
+	@command -v python3 >/dev/null || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq python3 >/dev/null; }
 	@touch $@
 
 .setup/rust:
@@ -91,6 +97,10 @@ test-wasm:
 
 test-js: build
 	node --test --test-concurrency=1 tests/js/
+
+# Push and pull throughput of annal-server on SQLite and PostgreSQL.
+bench-server:
+	cargo run -q --release -p annal-server --example bench_server
 
 clean:
 	rm -rf pkg js/wasm js/dist target/npm .setup

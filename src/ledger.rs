@@ -233,6 +233,20 @@ mod tests {
         assert_eq!(e.hash, GOLDEN_HASH);
     }
 
+    #[test]
+    fn format_md_quotes_the_golden_entry() {
+        let doc = include_str!("../docs/FORMAT.md");
+        let e = entry(1, LEDGER_GENESIS);
+        assert!(
+            doc.contains(&e.canonical()),
+            "§11.5 must quote the canonical entry"
+        );
+        assert!(
+            doc.contains(&format!("hash {}", e.hash)),
+            "§11.5 must quote its hash"
+        );
+    }
+
     const GOLDEN_HASH: &str = "38c64335f9f0abe9516ed3e5b49f5c06e34c9e8189a5d64c426e4bac54364843";
 
     #[test]

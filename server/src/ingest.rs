@@ -19,6 +19,29 @@ use std::collections::{BTreeSet, HashMap};
 /// The end of a ledger: `(seq, hash)`.
 pub type Head = (u64, String);
 
+/// The last event received from a device.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DeviceHead {
+    /// Its `device_seq`.
+    pub device_seq: u64,
+    /// The `hash` the device claimed for it.
+    pub hash: String,
+    /// The hash the server computed. The device's next event may link to
+    /// either: a quarantined event whose `hash` field was damaged still
+    /// lets the honest chain continue.
+    pub computed_hash: String,
+}
+
+impl DeviceHead {
+    fn genesis() -> DeviceHead {
+        DeviceHead {
+            device_seq: 0,
+            hash: GENESIS_HASH.to_string(),
+            computed_hash: GENESIS_HASH.to_string(),
+        }
+    }
+}
+
 /// What a backend read, under the tenant's lock, for one batch.
 #[derive(Debug, Clone, Default)]
 pub struct State {
@@ -26,8 +49,8 @@ pub struct State {
     pub tenant_head: Option<Head>,
     /// The pushing user's ledger head.
     pub user_head: Option<Head>,
-    /// Last received `(device_seq, hash)` of each device in the batch.
-    pub devices: HashMap<String, Head>,
+    /// The last received event of each device in the batch.
+    pub devices: HashMap<String, DeviceHead>,
     /// `(aggregate_type, version)` of each aggregate in the batch.
     pub aggregates: HashMap<String, (String, u64)>,
     /// Events already received, by id.
@@ -231,7 +254,7 @@ pub struct Plan {
     /// New ledger entries (tenant and user), in order.
     pub ledger: Vec<LedgerEntry>,
     /// New device heads.
-    pub devices: HashMap<String, Head>,
+    pub devices: HashMap<String, DeviceHead>,
     /// New aggregate states.
     pub aggregates: HashMap<String, (String, u64)>,
     /// The tenant ledger head after this push.
@@ -311,13 +334,13 @@ impl Planner<'_> {
         }
     }
 
-    fn device_head(&self, device: &str) -> Head {
+    fn device_head(&self, device: &str) -> DeviceHead {
         self.plan
             .devices
             .get(device)
             .or_else(|| self.state.devices.get(device))
             .cloned()
-            .unwrap_or((0, GENESIS_HASH.to_string()))
+            .unwrap_or_else(DeviceHead::genesis)
     }
 
     /// Enters an event in both ledgers and returns its receipt.
@@ -424,7 +447,8 @@ impl Planner<'_> {
             if let Some(from) = self.blocked.get(device) {
                 return self.missing(index, s, *from);
             }
-            let (last, last_hash) = self.device_head(device);
+            let head = self.device_head(device);
+            let last = head.device_seq;
             if *seq > last + 1 {
                 self.blocked.insert(device.clone(), last + 1);
                 return self.missing(index, s, last + 1);
@@ -439,9 +463,15 @@ impl Planner<'_> {
             }
             // In order: later events of this device chain through this one
             // whatever else is wrong with it.
-            let claimed = s.claimed_hash.clone().unwrap_or_default();
-            self.plan.devices.insert(device.clone(), (*seq, claimed));
-            if *prev != last_hash {
+            self.plan.devices.insert(
+                device.clone(),
+                DeviceHead {
+                    device_seq: *seq,
+                    hash: s.claimed_hash.clone().unwrap_or_default(),
+                    computed_hash: s.event_hash.clone(),
+                },
+            );
+            if *prev != head.hash && *prev != head.computed_hash {
                 return self.quarantine(
                     index,
                     s,

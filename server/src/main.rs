@@ -1,1 +1,243 @@
-fn main() {}
+//! `annal-server serve | token | migrate`.
+
+use annal_server::auth::{Auth, Scope};
+use annal_server::db::Db;
+use annal_server::ingest::Policy;
+use annal_server::{app, AppState};
+use clap::{Args, Parser, Subcommand, ValueEnum};
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::sync::Arc;
+
+#[derive(Parser)]
+#[command(name = "annal-server", version, about = "The annal sync server")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Serves the sync API.
+    Serve(Serve),
+    /// Mints a token with the configured secret (development and demos).
+    Token(Token),
+    /// Applies database migrations and exits.
+    Migrate(Database),
+}
+
+#[derive(Args)]
+struct Database {
+    /// `sqlite:PATH`, a file path, or `postgres://user:pass@127.0.0.1/db`.
+    #[arg(long, env = "ANNAL_DATABASE_URL", default_value = "sqlite:annal.db")]
+    database_url: String,
+    /// PostgreSQL: the owner role that applies migrations, when the app
+    /// role of --database-url may not.
+    #[arg(long, env = "ANNAL_ADMIN_DATABASE_URL")]
+    admin_database_url: Option<String>,
+}
+
+#[derive(Args)]
+struct Keys {
+    /// File holding the HS256 secret; created with a random secret if absent.
+    #[arg(
+        long,
+        env = "ANNAL_JWT_SECRET_FILE",
+        default_value = "annal.jwt-secret"
+    )]
+    jwt_secret_file: PathBuf,
+    /// Verify EdDSA tokens with this PEM public key instead of HS256.
+    #[arg(long, env = "ANNAL_JWT_PUBLIC_KEY")]
+    jwt_public_key: Option<PathBuf>,
+    /// The `aud` tokens must carry.
+    #[arg(long, env = "ANNAL_JWT_AUDIENCE", default_value = "annal")]
+    audience: String,
+}
+
+#[derive(Args)]
+struct Serve {
+    #[command(flatten)]
+    database: Database,
+    #[command(flatten)]
+    keys: Keys,
+    /// Address to listen on.
+    #[arg(long, env = "ANNAL_LISTEN", default_value = "127.0.0.1:8787")]
+    listen: String,
+    /// An origin allowed by CORS; repeat for more.
+    #[arg(long = "cors-origin", default_value = "http://127.0.0.1:8080")]
+    cors_origins: Vec<String>,
+    /// `EVENT_TYPE=N`: the highest schema_version accepted for that type.
+    #[arg(long = "max-schema")]
+    max_schema: Vec<String>,
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum ScopeArg {
+    Own,
+    Tenant,
+}
+
+#[derive(Args)]
+struct Token {
+    #[command(flatten)]
+    keys: Keys,
+    /// The tenant claim.
+    #[arg(long)]
+    tenant: String,
+    /// The user (`sub`) claim.
+    #[arg(long)]
+    user: String,
+    /// What the token may read.
+    #[arg(long, value_enum, default_value = "own")]
+    scope: ScopeArg,
+    /// Lifetime: `90s`, `30m`, `1h`, `7d`.
+    #[arg(long, default_value = "1h")]
+    ttl: String,
+}
+
+fn secret(path: &Path) -> Result<Vec<u8>, String> {
+    match std::fs::read(path) {
+        Ok(bytes) if bytes.len() >= 32 => Ok(bytes),
+        Ok(_) => Err(format!(
+            "{} holds fewer than 32 bytes; use a longer secret",
+            path.display()
+        )),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            let mut bytes = [0u8; 32];
+            annal::entropy::Entropy::fill(&annal::entropy::OsEntropy, &mut bytes);
+            let text = annal::hex::encode(&bytes);
+            write_private(path, text.as_bytes())
+                .map_err(|e| format!("cannot create {}: {e}", path.display()))?;
+            eprintln!(
+                "annal-server: created a new token secret in {}",
+                path.display()
+            );
+            Ok(text.into_bytes())
+        }
+        Err(e) => Err(format!("cannot read {}: {e}", path.display())),
+    }
+}
+
+#[cfg(unix)]
+fn write_private(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+    use std::io::Write;
+    use std::os::unix::fs::OpenOptionsExt;
+    let mut f = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(path)?;
+    f.write_all(bytes)
+}
+
+#[cfg(not(unix))]
+fn write_private(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+    std::fs::write(path, bytes)
+}
+
+fn auth(keys: &Keys) -> Result<Auth, String> {
+    match &keys.jwt_public_key {
+        Some(pem) => {
+            let pem =
+                std::fs::read(pem).map_err(|e| format!("cannot read {}: {e}", pem.display()))?;
+            Auth::eddsa(&pem, &keys.audience)
+        }
+        None => Ok(Auth::hs256(&secret(&keys.jwt_secret_file)?, &keys.audience)),
+    }
+}
+
+fn ttl_seconds(text: &str) -> Result<u64, String> {
+    let (n, unit) = text.split_at(
+        text.find(|c: char| !c.is_ascii_digit())
+            .unwrap_or(text.len()),
+    );
+    let n: u64 = n
+        .parse()
+        .map_err(|_| format!("bad --ttl {text:?}; use e.g. 30m, 1h, 7d"))?;
+    let mult = match unit {
+        "" | "s" => 1,
+        "m" => 60,
+        "h" => 3600,
+        "d" => 86_400,
+        _ => return Err(format!("bad --ttl unit in {text:?}; use s, m, h or d")),
+    };
+    Ok(n * mult)
+}
+
+fn policy(rules: &[String]) -> Result<Policy, String> {
+    let mut p = Policy::default();
+    for rule in rules {
+        let (ty, n) = rule
+            .split_once('=')
+            .ok_or_else(|| format!("bad --max-schema {rule:?}; use EVENT_TYPE=N"))?;
+        let n: u64 = n
+            .parse()
+            .map_err(|_| format!("bad --max-schema {rule:?}; N is a number"))?;
+        p.max_schema.insert(ty.to_string(), n);
+    }
+    Ok(p)
+}
+
+async fn serve(args: Serve) -> Result<(), String> {
+    let auth = auth(&args.keys)?;
+    let policy = policy(&args.max_schema)?;
+    let db = Db::open(
+        &args.database.database_url,
+        args.database.admin_database_url.as_deref(),
+    )
+    .await
+    .map_err(|e| e.to_string())?;
+    let notify = annal_server::notify::Notifier::default();
+    if db.backend() == "postgres" {
+        notify.listen_postgres(args.database.database_url.clone());
+    }
+    let state = AppState {
+        db,
+        auth: Arc::new(auth),
+        policy: Arc::new(policy),
+        metrics: Arc::default(),
+        notify,
+        cors_origins: args.cors_origins,
+    };
+    let listener = tokio::net::TcpListener::bind(&args.listen)
+        .await
+        .map_err(|e| format!("cannot listen on {}: {e}", args.listen))?;
+    let addr = listener.local_addr().map_err(|e| e.to_string())?;
+    eprintln!(
+        "annal-server: listening on http://{addr} ({})",
+        state.db.backend()
+    );
+    axum::serve(listener, app(state))
+        .with_graceful_shutdown(async {
+            let _ = tokio::signal::ctrl_c().await;
+        })
+        .await
+        .map_err(|e| e.to_string())
+}
+
+#[tokio::main]
+async fn main() -> ExitCode {
+    let result = match Cli::parse().command {
+        Command::Serve(args) => serve(args).await,
+        Command::Token(args) => auth(&args.keys).and_then(|auth| {
+            let scope = match args.scope {
+                ScopeArg::Own => Scope::Own,
+                ScopeArg::Tenant => Scope::Tenant,
+            };
+            let token = auth.mint(&args.tenant, &args.user, scope, ttl_seconds(&args.ttl)?)?;
+            println!("{token}");
+            Ok(())
+        }),
+        Command::Migrate(args) => Db::open(&args.database_url, args.admin_database_url.as_deref())
+            .await
+            .map(|db| eprintln!("annal-server: {} schema is up to date", db.backend()))
+            .map_err(|e| e.to_string()),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("annal-server: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}

@@ -58,7 +58,7 @@ fn a_chain_is_accepted_and_entered_in_both_ledgers() {
         v.feed(e).unwrap();
         assert_eq!(e.event_hash, rs[e.seq as usize - 1].envelope.hash);
     }
-    assert_eq!(p.devices[&d.identity().device_id].0, 3);
+    assert_eq!(p.devices[&d.identity().device_id].device_seq, 3);
 }
 
 #[test]

@@ -1,0 +1,684 @@
+//! PostgreSQL: any number of annal-server instances on one database.
+//!
+//! * Tenancy is enforced by the database: every table with a `tenant_id`
+//!   has row-level security (enabled and forced), and every transaction on
+//!   the app connection begins with `SELECT set_config('annal.tenant', $1,
+//!   true)`, which lasts until the end of that transaction only, so a
+//!   pooled connection never carries one tenant's setting into another's
+//!   work. The app should connect as a role that is neither the owner nor a
+//!   superuser and has no BYPASSRLS (see `migrations/postgres/0001_ledger.sql`);
+//!   the owner role (the admin URL) migrates.
+//! * Appends to a tenant's ledgers serialize across instances through a row
+//!   lock on that tenant's ledger head (`SELECT … FOR UPDATE`); `seq` comes
+//!   from the locked head, never a SEQUENCE, so a failed batch leaves no gap.
+//! * A push writes its rows with one multi-row `INSERT … SELECT FROM UNNEST`
+//!   per table, and announces itself with `pg_notify('annal_ledger', tenant)`
+//!   in the same transaction, so streams on every instance learn of it once
+//!   it is committed.
+
+use super::migrations::{latest, POSTGRES};
+use super::{count, now_micros, outcome, stored, DbError, PullQuery, Row};
+use crate::ingest::{self, DeviceHead, Existing, Plan, Policy, State, Submitted};
+use crate::protocol::Receipt;
+use annal::envelope::GENESIS_HASH;
+use annal::ledger::{format_received_at, user_ledger, LedgerEntry, TENANT_LEDGER};
+use sqlx::postgres::{PgConnectOptions, PgPoolOptions, PgRow};
+use sqlx::{Connection, PgConnection, PgPool, Postgres, Row as _, Transaction};
+use std::str::FromStr;
+use std::time::Duration;
+
+/// The channel a push notifies, with the tenant as payload.
+pub const NOTIFY_CHANNEL: &str = "annal_ledger";
+
+/// Key of the advisory lock held while migrating, so that instances
+/// starting together migrate one at a time ("annal" in ASCII, then 1).
+const MIGRATION_LOCK: i64 = 0x616e_6e61_6c00_0001;
+
+/// Connections in the app pool unless told otherwise.
+pub const DEFAULT_POOL_SIZE: u32 = 10;
+
+/// An open PostgreSQL database.
+#[derive(Debug, Clone)]
+pub struct PgDb {
+    pool: PgPool,
+}
+
+impl PgDb {
+    /// Connects to `url` (the app role) and migrates through `admin_url`
+    /// (the owner role), or through `url` when there is no admin URL.
+    pub async fn open(url: &str, admin_url: Option<&str>) -> Result<PgDb, DbError> {
+        PgDb::open_with_pool_size(url, admin_url, DEFAULT_POOL_SIZE).await
+    }
+
+    /// [`PgDb::open`] with at most `max_connections` app connections.
+    pub async fn open_with_pool_size(
+        url: &str,
+        admin_url: Option<&str>,
+        max_connections: u32,
+    ) -> Result<PgDb, DbError> {
+        let options = PgConnectOptions::from_str(url)?.application_name("annal-server");
+        let pool = PgPoolOptions::new()
+            .max_connections(max_connections.max(1))
+            .acquire_timeout(Duration::from_secs(30))
+            .connect_with(options)
+            .await?;
+        let app_role: String = sqlx::query_scalar("SELECT current_user::text")
+            .fetch_one(&pool)
+            .await?;
+        let admin_options = PgConnectOptions::from_str(admin_url.unwrap_or(url))?
+            .application_name("annal-server migrate");
+        let mut admin = PgConnection::connect_with(&admin_options).await?;
+        let migrated = migrate(&mut admin, &app_role).await;
+        admin.close().await.ok();
+        migrated?;
+        Ok(PgDb { pool })
+    }
+
+    /// The app connection pool (for tests and diagnostics). Any transaction
+    /// on it must set `annal.tenant` first, or it sees no rows.
+    pub fn pool(&self) -> &PgPool {
+        &self.pool
+    }
+
+    /// PostgreSQL's version.
+    pub async fn ping(&self) -> Result<String, DbError> {
+        let v: String = sqlx::query_scalar("SELECT current_setting('server_version')")
+            .fetch_one(&self.pool)
+            .await?;
+        Ok(format!("PostgreSQL {v}"))
+    }
+
+    /// See [`super::Db::push`].
+    pub async fn push(
+        &self,
+        tenant: &str,
+        user: &str,
+        batch: &[Submitted],
+        atomic: bool,
+        policy: &Policy,
+    ) -> Result<Plan, DbError> {
+        let mut tx = self.begin(tenant).await?;
+        let user_ledger = user_ledger(user);
+        // The tenant's head row is the lock that orders every append to the
+        // tenant's ledgers, across instances; the user's head row is created
+        // and locked under it, so the two locks are always taken in order.
+        ensure_head(&mut tx, tenant, TENANT_LEDGER).await?;
+        let tenant_head = lock_head(&mut tx, tenant, TENANT_LEDGER).await?;
+        ensure_head(&mut tx, tenant, &user_ledger).await?;
+        let user_head = lock_head(&mut tx, tenant, &user_ledger).await?;
+        let state = load_state(&mut tx, tenant, batch, tenant_head, user_head).await?;
+        // Taken after the lock, so received_at never goes backwards along
+        // the ledger (as far as the clock does not).
+        let received_at = format_received_at(now_micros());
+        let plan = ingest::plan(tenant, user, batch, atomic, state, &received_at, policy);
+        if plan.committed && !plan.ledger.is_empty() {
+            write(&mut tx, tenant, user, &plan).await?;
+            sqlx::query("SELECT pg_notify($1, $2)")
+                .bind(NOTIFY_CHANNEL)
+                .bind(tenant)
+                .execute(&mut *tx)
+                .await?;
+            tx.commit().await?;
+        } else {
+            // Nothing entered: not even the head rows are kept.
+            tx.rollback().await?;
+        }
+        Ok(plan)
+    }
+
+    /// See [`super::Db::pull`].
+    pub async fn pull(&self, q: &PullQuery) -> Result<Vec<Row>, DbError> {
+        let mut sql = String::from(
+            "SELECT l.seq, l.event_hash, l.outcome, l.received_at, l.prev, l.hash,
+                    r.server_seq, r.user_seq, r.ledger_hash, r.user_ledger_hash, r.received_at,
+                    e.envelope, e.salt, e.payload, e.conflicts_with,
+                    x.code, x.message, x.claimed_hash, x.submitted
+             FROM ledger l
+             JOIN receipts r ON r.tenant_id = l.tenant_id AND r.server_seq = l.server_seq
+             LEFT JOIN events e ON e.tenant_id = l.tenant_id AND e.server_seq = l.server_seq
+             LEFT JOIN quarantine x ON x.tenant_id = l.tenant_id AND x.server_seq = l.server_seq
+             WHERE l.tenant_id = $1 AND l.ledger = $2 AND l.seq > $3",
+        );
+        let mut next = 5;
+        if q.aggregate_id.is_some() {
+            sql.push_str(&format!(" AND e.aggregate_id = ${next}"));
+            next += 1;
+        }
+        if q.event_type.is_some() {
+            sql.push_str(&format!(" AND e.event_type = ${next}"));
+        }
+        sql.push_str(" ORDER BY l.seq LIMIT $4");
+        let mut query = sqlx::query(&sql)
+            .bind(&q.tenant)
+            .bind(&q.ledger)
+            .bind(stored(q.after))
+            .bind(i64::from(q.limit) + 1);
+        if let Some(a) = &q.aggregate_id {
+            query = query.bind(a);
+        }
+        if let Some(t) = &q.event_type {
+            query = query.bind(t);
+        }
+        let mut tx = self.begin(&q.tenant).await?;
+        let rows = query.fetch_all(&mut *tx).await?;
+        tx.commit().await?;
+        rows.iter().map(|r| pulled(q, r)).collect()
+    }
+
+    /// A transaction on the app pool, scoped to `tenant` by row-level
+    /// security until it ends.
+    async fn begin(&self, tenant: &str) -> Result<Transaction<'static, Postgres>, DbError> {
+        let mut tx = self.pool.begin().await?;
+        sqlx::query("SELECT set_config('annal.tenant', $1, true)")
+            .bind(tenant)
+            .execute(&mut *tx)
+            .await?;
+        Ok(tx)
+    }
+}
+
+fn pulled(q: &PullQuery, r: &PgRow) -> Result<Row, DbError> {
+    Ok(Row {
+        entry: LedgerEntry {
+            tenant_id: q.tenant.clone(),
+            ledger: q.ledger.clone(),
+            seq: count(r.try_get(0)?)?,
+            event_hash: r.try_get(1)?,
+            outcome: outcome(r.try_get::<&str, _>(2)?)?,
+            received_at: r.try_get(3)?,
+            prev: r.try_get(4)?,
+            hash: r.try_get(5)?,
+        },
+        receipt: receipt_at(r, 6)?,
+        event: match r.try_get::<Option<String>, _>(11)? {
+            Some(envelope) => Some((envelope, r.try_get(12)?, r.try_get(13)?, r.try_get(14)?)),
+            None => None,
+        },
+        quarantine: match r.try_get::<Option<String>, _>(15)? {
+            Some(code) => Some((code, r.try_get(16)?, r.try_get(17)?, r.try_get(18)?)),
+            None => None,
+        },
+    })
+}
+
+/// A receipt from five columns starting at `at`: server_seq, user_seq,
+/// ledger_hash, user_ledger_hash, received_at.
+fn receipt_at(r: &PgRow, at: usize) -> Result<Receipt, DbError> {
+    Ok(Receipt {
+        server_seq: count(r.try_get(at)?)?,
+        user_seq: count(r.try_get(at + 1)?)?,
+        ledger_hash: r.try_get(at + 2)?,
+        user_ledger_hash: r.try_get(at + 3)?,
+        received_at: r.try_get(at + 4)?,
+    })
+}
+
+/// Applies the migrations this database lacks, in one transaction, under an
+/// advisory lock; then grants the app role what it needs when it is not the
+/// role that migrates.
+async fn migrate(admin: &mut PgConnection, app_role: &str) -> Result<(), DbError> {
+    let mut tx = admin.begin().await?;
+    sqlx::query("SELECT pg_advisory_xact_lock($1)")
+        .bind(MIGRATION_LOCK)
+        .execute(&mut *tx)
+        .await?;
+    sqlx::query("CREATE TABLE IF NOT EXISTS annal_schema (version BIGINT NOT NULL)")
+        .execute(&mut *tx)
+        .await?;
+    let current: i64 =
+        sqlx::query_scalar("SELECT COALESCE(MAX(version), 0)::bigint FROM annal_schema")
+            .fetch_one(&mut *tx)
+            .await?;
+    let newest = latest(POSTGRES);
+    if current > newest {
+        return Err(DbError::Newer {
+            database: current,
+            binary: newest,
+        });
+    }
+    for (version, sql) in POSTGRES.iter().filter(|(v, _)| *v > current) {
+        sqlx::raw_sql(sql).execute(&mut *tx).await?;
+        sqlx::query("INSERT INTO annal_schema (version) VALUES ($1)")
+            .bind(version)
+            .execute(&mut *tx)
+            .await?;
+    }
+    let admin_role: String = sqlx::query_scalar("SELECT current_user::text")
+        .fetch_one(&mut *tx)
+        .await?;
+    if admin_role != app_role {
+        sqlx::query("SELECT annal_grant_app($1)")
+            .bind(app_role)
+            .execute(&mut *tx)
+            .await?;
+    }
+    tx.commit().await?;
+    Ok(())
+}
+
+/// Creates a ledger's head row at genesis if it does not exist yet.
+async fn ensure_head(conn: &mut PgConnection, tenant: &str, ledger: &str) -> Result<(), DbError> {
+    sqlx::query(
+        "INSERT INTO ledger_heads (tenant_id, ledger, seq, hash) VALUES ($1, $2, 0, $3)
+         ON CONFLICT (tenant_id, ledger) DO NOTHING",
+    )
+    .bind(tenant)
+    .bind(ledger)
+    .bind(GENESIS_HASH)
+    .execute(&mut *conn)
+    .await?;
+    Ok(())
+}
+
+/// Locks a ledger's head row until the end of the transaction and reads it.
+async fn lock_head(
+    conn: &mut PgConnection,
+    tenant: &str,
+    ledger: &str,
+) -> Result<Option<(u64, String)>, DbError> {
+    let row = sqlx::query(
+        "SELECT seq, hash FROM ledger_heads WHERE tenant_id = $1 AND ledger = $2 FOR UPDATE",
+    )
+    .bind(tenant)
+    .bind(ledger)
+    .fetch_optional(&mut *conn)
+    .await?;
+    row.map(|r| Ok((count(r.try_get(0)?)?, r.try_get(1)?)))
+        .transpose()
+}
+
+/// Reads what the planner needs for `batch`, one query per kind of key.
+async fn load_state(
+    conn: &mut PgConnection,
+    tenant: &str,
+    batch: &[Submitted],
+    tenant_head: Option<(u64, String)>,
+    user_head: Option<(u64, String)>,
+) -> Result<State, DbError> {
+    let wanted = ingest::wanted(batch);
+    let mut state = State {
+        tenant_head,
+        user_head,
+        ..State::default()
+    };
+    if !wanted.devices.is_empty() {
+        let ids: Vec<&str> = wanted.devices.iter().map(String::as_str).collect();
+        let rows = sqlx::query(
+            "SELECT device_id, device_seq, hash, computed_hash FROM device_heads
+             WHERE tenant_id = $1 AND device_id = ANY($2)",
+        )
+        .bind(tenant)
+        .bind(&ids)
+        .fetch_all(&mut *conn)
+        .await?;
+        for r in rows {
+            state.devices.insert(
+                r.try_get(0)?,
+                DeviceHead {
+                    device_seq: count(r.try_get(1)?)?,
+                    hash: r.try_get(2)?,
+                    computed_hash: r.try_get(3)?,
+                },
+            );
+        }
+    }
+    if !wanted.aggregates.is_empty() {
+        let ids: Vec<&str> = wanted.aggregates.iter().map(String::as_str).collect();
+        let rows = sqlx::query(
+            "SELECT aggregate_id, aggregate_type, version FROM aggregates WHERE tenant_id = $1 AND aggregate_id = ANY($2)",
+        )
+        .bind(tenant)
+        .bind(&ids)
+        .fetch_all(&mut *conn)
+        .await?;
+        for r in rows {
+            state
+                .aggregates
+                .insert(r.try_get(0)?, (r.try_get(1)?, count(r.try_get(2)?)?));
+        }
+    }
+    if !wanted.events.is_empty() {
+        // The first receipt of each id, whether it was stored as an event or
+        // quarantined.
+        let ids: Vec<&str> = wanted.events.iter().map(String::as_str).collect();
+        let rows = sqlx::query(
+            "SELECT DISTINCT ON (event_id) event_id, claimed_hash, event_hash,
+                    server_seq, user_seq, ledger_hash, user_ledger_hash, received_at
+             FROM (
+                 SELECT e.event_id, e.hash AS claimed_hash, e.hash AS event_hash, r.server_seq, r.user_seq,
+                        r.ledger_hash, r.user_ledger_hash, r.received_at
+                 FROM events e JOIN receipts r ON r.tenant_id = e.tenant_id AND r.server_seq = e.server_seq
+                 WHERE e.tenant_id = $1 AND e.event_id = ANY($2)
+                 UNION ALL
+                 SELECT x.event_id, x.claimed_hash, x.event_hash, r.server_seq, r.user_seq,
+                        r.ledger_hash, r.user_ledger_hash, r.received_at
+                 FROM quarantine x JOIN receipts r ON r.tenant_id = x.tenant_id AND r.server_seq = x.server_seq
+                 WHERE x.tenant_id = $1 AND x.event_id = ANY($2)
+             ) found
+             ORDER BY event_id, server_seq",
+        )
+        .bind(tenant)
+        .bind(&ids)
+        .fetch_all(&mut *conn)
+        .await?;
+        for r in rows {
+            state.existing.insert(
+                r.try_get(0)?,
+                Existing {
+                    claimed_hash: r.try_get::<Option<String>, _>(1)?.unwrap_or_default(),
+                    event_hash: r.try_get(2)?,
+                    receipt: receipt_at(&r, 3)?,
+                },
+            );
+        }
+    }
+    if !wanted.versions.is_empty() {
+        let (ids, versions): (Vec<&str>, Vec<i64>) = wanted
+            .versions
+            .iter()
+            .map(|(a, v)| (a.as_str(), stored(*v)))
+            .unzip();
+        let rows = sqlx::query(
+            "SELECT e.aggregate_id, e.aggregate_version, e.event_id
+             FROM events e
+             JOIN UNNEST($2::text[], $3::bigint[]) AS w (aggregate_id, aggregate_version)
+               ON e.aggregate_id = w.aggregate_id AND e.aggregate_version = w.aggregate_version
+             WHERE e.tenant_id = $1
+             ORDER BY e.server_seq",
+        )
+        .bind(tenant)
+        .bind(&ids)
+        .bind(&versions)
+        .fetch_all(&mut *conn)
+        .await?;
+        for r in rows {
+            let key = (r.try_get::<String, _>(0)?, count(r.try_get(1)?)?);
+            state.at_version.entry(key).or_default().push(r.try_get(2)?);
+        }
+    }
+    Ok(state)
+}
+
+/// Writes a committed plan: one multi-row insert per table.
+async fn write(
+    conn: &mut PgConnection,
+    tenant: &str,
+    user: &str,
+    plan: &Plan,
+) -> Result<(), DbError> {
+    if !plan.events.is_empty() {
+        let n = plan.events.len();
+        let mut event_id = Vec::with_capacity(n);
+        let mut user_id = Vec::with_capacity(n);
+        let mut device_id = Vec::with_capacity(n);
+        let mut device_seq = Vec::with_capacity(n);
+        let mut aggregate_type = Vec::with_capacity(n);
+        let mut aggregate_id = Vec::with_capacity(n);
+        let mut event_type = Vec::with_capacity(n);
+        let mut schema_version = Vec::with_capacity(n);
+        let mut aggregate_version = Vec::with_capacity(n);
+        let mut hash = Vec::with_capacity(n);
+        let mut envelope = Vec::with_capacity(n);
+        let mut salt = Vec::with_capacity(n);
+        let mut payload = Vec::with_capacity(n);
+        let mut outcome = Vec::with_capacity(n);
+        let mut conflicts_with = Vec::with_capacity(n);
+        let mut server_seq = Vec::with_capacity(n);
+        let mut user_seq = Vec::with_capacity(n);
+        let mut received_at = Vec::with_capacity(n);
+        for e in &plan.events {
+            let v = &e.envelope;
+            let r = &e.receipt;
+            event_id.push(v.event_id.as_str());
+            user_id.push(v.user_id.as_str());
+            device_id.push(v.device_id.as_str());
+            device_seq.push(stored(v.device_seq));
+            aggregate_type.push(v.aggregate_type.as_str());
+            aggregate_id.push(v.aggregate_id.as_str());
+            event_type.push(v.event_type.as_str());
+            schema_version.push(stored(v.schema_version));
+            aggregate_version.push(stored(v.aggregate_version));
+            hash.push(v.hash.as_str());
+            envelope.push(e.envelope_json.as_str());
+            salt.push(e.salt.as_str());
+            payload.push(e.payload_json.as_str());
+            outcome.push(e.outcome.as_str());
+            conflicts_with
+                .push(serde_json::to_string(&e.conflicts_with).unwrap_or_else(|_| "[]".into()));
+            server_seq.push(stored(r.server_seq));
+            user_seq.push(stored(r.user_seq));
+            received_at.push(r.received_at.as_str());
+        }
+        sqlx::query(
+            "INSERT INTO events (tenant_id, event_id, user_id, device_id, device_seq, aggregate_type,
+                aggregate_id, event_type, schema_version, aggregate_version, hash, envelope, salt, payload,
+                outcome, conflicts_with, server_seq, user_seq, received_at)
+             SELECT $1, * FROM UNNEST($2::text[], $3::text[], $4::text[], $5::bigint[], $6::text[],
+                $7::text[], $8::text[], $9::bigint[], $10::bigint[], $11::text[], $12::text[], $13::text[],
+                $14::text[], $15::text[], $16::text[], $17::bigint[], $18::bigint[], $19::text[])",
+        )
+        .bind(tenant)
+        .bind(&event_id)
+        .bind(&user_id)
+        .bind(&device_id)
+        .bind(&device_seq)
+        .bind(&aggregate_type)
+        .bind(&aggregate_id)
+        .bind(&event_type)
+        .bind(&schema_version)
+        .bind(&aggregate_version)
+        .bind(&hash)
+        .bind(&envelope)
+        .bind(&salt)
+        .bind(&payload)
+        .bind(&outcome)
+        .bind(&conflicts_with)
+        .bind(&server_seq)
+        .bind(&user_seq)
+        .bind(&received_at)
+        .execute(&mut *conn)
+        .await?;
+    }
+    if !plan.quarantined.is_empty() {
+        let n = plan.quarantined.len();
+        let mut server_seq = Vec::with_capacity(n);
+        let mut user_seq = Vec::with_capacity(n);
+        let mut event_id = Vec::with_capacity(n);
+        let mut device_id = Vec::with_capacity(n);
+        let mut device_seq = Vec::with_capacity(n);
+        let mut submitted = Vec::with_capacity(n);
+        let mut event_hash = Vec::with_capacity(n);
+        let mut claimed_hash = Vec::with_capacity(n);
+        let mut code = Vec::with_capacity(n);
+        let mut message = Vec::with_capacity(n);
+        let mut received_at = Vec::with_capacity(n);
+        for q in &plan.quarantined {
+            let r = &q.receipt;
+            server_seq.push(stored(r.server_seq));
+            user_seq.push(stored(r.user_seq));
+            event_id.push(q.event_id.as_deref());
+            device_id.push(q.device.as_ref().map(|(d, _)| d.as_str()));
+            device_seq.push(q.device.as_ref().map(|(_, s)| stored(*s)));
+            submitted.push(q.submitted_json.as_str());
+            event_hash.push(q.event_hash.as_str());
+            claimed_hash.push(q.claimed_hash.as_deref());
+            code.push(q.code.as_str());
+            message.push(q.message.as_str());
+            received_at.push(r.received_at.as_str());
+        }
+        sqlx::query(
+            "INSERT INTO quarantine (tenant_id, user_id, server_seq, user_seq, event_id, device_id, device_seq,
+                submitted, event_hash, claimed_hash, code, message, received_at)
+             SELECT $1, $2, * FROM UNNEST($3::bigint[], $4::bigint[], $5::text[], $6::text[], $7::bigint[],
+                $8::text[], $9::text[], $10::text[], $11::text[], $12::text[], $13::text[])",
+        )
+        .bind(tenant)
+        .bind(user)
+        .bind(&server_seq)
+        .bind(&user_seq)
+        .bind(&event_id)
+        .bind(&device_id)
+        .bind(&device_seq)
+        .bind(&submitted)
+        .bind(&event_hash)
+        .bind(&claimed_hash)
+        .bind(&code)
+        .bind(&message)
+        .bind(&received_at)
+        .execute(&mut *conn)
+        .await?;
+    }
+    // One receipt per entered event, stored or quarantined.
+    {
+        let receipts: Vec<(Option<&str>, &str, &Receipt)> = plan
+            .events
+            .iter()
+            .map(|e| {
+                (
+                    Some(e.envelope.event_id.as_str()),
+                    e.outcome.as_str(),
+                    &e.receipt,
+                )
+            })
+            .chain(
+                plan.quarantined
+                    .iter()
+                    .map(|q| (q.event_id.as_deref(), "quarantined", &q.receipt)),
+            )
+            .collect();
+        let n = receipts.len();
+        let mut server_seq = Vec::with_capacity(n);
+        let mut user_seq = Vec::with_capacity(n);
+        let mut event_id = Vec::with_capacity(n);
+        let mut outcome = Vec::with_capacity(n);
+        let mut ledger_hash = Vec::with_capacity(n);
+        let mut user_ledger_hash = Vec::with_capacity(n);
+        let mut received_at = Vec::with_capacity(n);
+        for (id, o, r) in receipts {
+            server_seq.push(stored(r.server_seq));
+            user_seq.push(stored(r.user_seq));
+            event_id.push(id);
+            outcome.push(o);
+            ledger_hash.push(r.ledger_hash.as_str());
+            user_ledger_hash.push(r.user_ledger_hash.as_str());
+            received_at.push(r.received_at.as_str());
+        }
+        sqlx::query(
+            "INSERT INTO receipts (tenant_id, user_id, server_seq, user_seq, event_id, outcome, ledger_hash,
+                user_ledger_hash, received_at)
+             SELECT $1, $2, * FROM UNNEST($3::bigint[], $4::bigint[], $5::text[], $6::text[], $7::text[],
+                $8::text[], $9::text[])",
+        )
+        .bind(tenant)
+        .bind(user)
+        .bind(&server_seq)
+        .bind(&user_seq)
+        .bind(&event_id)
+        .bind(&outcome)
+        .bind(&ledger_hash)
+        .bind(&user_ledger_hash)
+        .bind(&received_at)
+        .execute(&mut *conn)
+        .await?;
+    }
+    // Entries come in pairs: the tenant entry, then the user entry; both
+    // carry the tenant entry's seq as server_seq.
+    {
+        let n = plan.ledger.len();
+        let mut ledger = Vec::with_capacity(n);
+        let mut seq = Vec::with_capacity(n);
+        let mut event_hash = Vec::with_capacity(n);
+        let mut outcome = Vec::with_capacity(n);
+        let mut received_at = Vec::with_capacity(n);
+        let mut prev = Vec::with_capacity(n);
+        let mut hash = Vec::with_capacity(n);
+        let mut server_seq = Vec::with_capacity(n);
+        for pair in plan.ledger.chunks(2) {
+            for e in pair {
+                ledger.push(e.ledger.as_str());
+                seq.push(stored(e.seq));
+                event_hash.push(e.event_hash.as_str());
+                outcome.push(e.outcome.as_str());
+                received_at.push(e.received_at.as_str());
+                prev.push(e.prev.as_str());
+                hash.push(e.hash.as_str());
+                server_seq.push(stored(pair[0].seq));
+            }
+        }
+        sqlx::query(
+            "INSERT INTO ledger (tenant_id, ledger, seq, event_hash, outcome, received_at, prev, hash, server_seq)
+             SELECT $1, * FROM UNNEST($2::text[], $3::bigint[], $4::text[], $5::text[], $6::text[],
+                $7::text[], $8::text[], $9::bigint[])",
+        )
+        .bind(tenant)
+        .bind(&ledger)
+        .bind(&seq)
+        .bind(&event_hash)
+        .bind(&outcome)
+        .bind(&received_at)
+        .bind(&prev)
+        .bind(&hash)
+        .bind(&server_seq)
+        .execute(&mut *conn)
+        .await?;
+    }
+    let user_ledger = user_ledger(user);
+    sqlx::query(
+        "INSERT INTO ledger_heads (tenant_id, ledger, seq, hash)
+         SELECT $1, * FROM UNNEST($2::text[], $3::bigint[], $4::text[])
+         ON CONFLICT (tenant_id, ledger) DO UPDATE SET seq = EXCLUDED.seq, hash = EXCLUDED.hash",
+    )
+    .bind(tenant)
+    .bind([TENANT_LEDGER, user_ledger.as_str()])
+    .bind([stored(plan.tenant_head.0), stored(plan.user_head.0)])
+    .bind([plan.tenant_head.1.as_str(), plan.user_head.1.as_str()])
+    .execute(&mut *conn)
+    .await?;
+    if !plan.devices.is_empty() {
+        let mut device_id = Vec::with_capacity(plan.devices.len());
+        let mut device_seq = Vec::with_capacity(plan.devices.len());
+        let mut hash = Vec::with_capacity(plan.devices.len());
+        let mut computed_hash = Vec::with_capacity(plan.devices.len());
+        for (d, head) in &plan.devices {
+            device_id.push(d.as_str());
+            device_seq.push(stored(head.device_seq));
+            hash.push(head.hash.as_str());
+            computed_hash.push(head.computed_hash.as_str());
+        }
+        sqlx::query(
+            "INSERT INTO device_heads (tenant_id, device_id, device_seq, hash, computed_hash)
+             SELECT $1, * FROM UNNEST($2::text[], $3::bigint[], $4::text[], $5::text[])
+             ON CONFLICT (tenant_id, device_id) DO UPDATE
+             SET device_seq = EXCLUDED.device_seq, hash = EXCLUDED.hash, computed_hash = EXCLUDED.computed_hash",
+        )
+        .bind(tenant)
+        .bind(&device_id)
+        .bind(&device_seq)
+        .bind(&hash)
+        .bind(&computed_hash)
+        .execute(&mut *conn)
+        .await?;
+    }
+    if !plan.aggregates.is_empty() {
+        let mut aggregate_id = Vec::with_capacity(plan.aggregates.len());
+        let mut aggregate_type = Vec::with_capacity(plan.aggregates.len());
+        let mut version = Vec::with_capacity(plan.aggregates.len());
+        for (a, (t, v)) in &plan.aggregates {
+            aggregate_id.push(a.as_str());
+            aggregate_type.push(t.as_str());
+            version.push(stored(*v));
+        }
+        sqlx::query(
+            "INSERT INTO aggregates (tenant_id, aggregate_id, aggregate_type, version)
+             SELECT $1, * FROM UNNEST($2::text[], $3::text[], $4::bigint[])
+             ON CONFLICT (tenant_id, aggregate_id) DO UPDATE SET version = EXCLUDED.version",
+        )
+        .bind(tenant)
+        .bind(&aggregate_id)
+        .bind(&aggregate_type)
+        .bind(&version)
+        .execute(&mut *conn)
+        .await?;
+    }
+    Ok(())
+}
