@@ -224,7 +224,7 @@ mod tests {
     #[test]
     fn golden_ledger_entry() {
         // Cross-checked with an independent Node implementation of JCS and
-        // SHA-256 (docs/FORMAT.md §11.4).
+        // SHA-256 (docs/FORMAT.md §11.5).
         let e = entry(1, LEDGER_GENESIS);
         assert_eq!(
             e.canonical(),

@@ -16,6 +16,7 @@ pub mod hex;
 pub mod ids;
 pub mod jcs;
 pub mod ledger;
+pub mod ledger_export;
 pub mod memory;
 pub mod page;
 pub mod payload;

@@ -1,10 +1,14 @@
-//! `annal-server serve | token | migrate`.
+//! `annal-server serve | token | migrate | export`.
 
+use annal::ledger::{user_ledger, TENANT_LEDGER};
+use annal::ledger_export;
 use annal_server::auth::{Auth, Scope};
-use annal_server::db::Db;
+use annal_server::db::{Db, PullQuery};
 use annal_server::ingest::Policy;
+use annal_server::protocol::MAX_PULL_LIMIT;
 use annal_server::{app, AppState};
 use clap::{Args, Parser, Subcommand, ValueEnum};
+use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::sync::Arc;
@@ -24,6 +28,9 @@ enum Command {
     Token(Token),
     /// Applies database migrations and exits.
     Migrate(Database),
+    /// Writes a ledger, whole, as an `annal-ledger-export/1` document that
+    /// `annal-verify` checks offline (docs/FORMAT.md §11.6).
+    Export(Export),
 }
 
 #[derive(Args)]
@@ -93,6 +100,21 @@ struct Token {
     /// Lifetime: `90s`, `30m`, `1h`, `7d`.
     #[arg(long, default_value = "1h")]
     ttl: String,
+}
+
+#[derive(Args)]
+struct Export {
+    #[command(flatten)]
+    database: Database,
+    /// The tenant whose ledger is exported.
+    #[arg(long)]
+    tenant: String,
+    /// Export this user's ledger instead of the tenant ledger.
+    #[arg(long)]
+    user: Option<String>,
+    /// Where to write the document; standard output if absent.
+    #[arg(long)]
+    out: Option<PathBuf>,
 }
 
 fn secret(path: &Path) -> Result<Vec<u8>, String> {
@@ -207,12 +229,160 @@ async fn serve(args: Serve) -> Result<(), String> {
         "annal-server: listening on http://{addr} ({})",
         state.db.backend()
     );
+    let notify = state.notify.clone();
     axum::serve(listener, app(state))
-        .with_graceful_shutdown(async {
-            let _ = tokio::signal::ctrl_c().await;
+        .with_graceful_shutdown(async move {
+            shutdown_signal().await;
+            eprintln!("annal-server: shutting down");
+            // End open streams so the shutdown is not held up by them.
+            notify.shut_down();
         })
         .await
         .map_err(|e| e.to_string())
+}
+
+/// Ctrl-C, or SIGTERM from a service manager.
+async fn shutdown_signal() {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{signal, SignalKind};
+        match signal(SignalKind::terminate()) {
+            Ok(mut term) => {
+                tokio::select! {
+                    _ = tokio::signal::ctrl_c() => {}
+                    _ = term.recv() => {}
+                }
+            }
+            Err(_) => {
+                let _ = tokio::signal::ctrl_c().await;
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = tokio::signal::ctrl_c().await;
+    }
+}
+
+/// Writes the export of one ledger to `out`, paging through it from
+/// genesis; returns how many entries it holds and its head.
+async fn write_export(
+    db: &Db,
+    tenant: &str,
+    ledger: &str,
+    out: &mut impl Write,
+) -> Result<(u64, String), String> {
+    let io = |e: std::io::Error| format!("cannot write the export: {e}");
+    let exported_at = annal::ledger::format_received_at(
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| i64::try_from(d.as_micros()).unwrap_or(i64::MAX)),
+    );
+    out.write_all(ledger_export::begin(tenant, ledger, &exported_at).as_bytes())
+        .map_err(io)?;
+    let mut head = (0, annal::ledger::LEDGER_GENESIS.to_string());
+    loop {
+        let page = db
+            .pull(&PullQuery {
+                tenant: tenant.to_string(),
+                ledger: ledger.to_string(),
+                after: head.0,
+                limit: MAX_PULL_LIMIT,
+                aggregate_id: None,
+                event_type: None,
+            })
+            .await
+            .map_err(|e| e.to_string())?;
+        for item in &page.items {
+            if item.entry.seq != head.0 + 1 {
+                return Err(format!(
+                    "the database returned entry {} after entry {}",
+                    item.entry.seq, head.0
+                ));
+            }
+            let value = serde_json::to_value(item).map_err(|e| e.to_string())?;
+            out.write_all(ledger_export::item(head.0 == 0, &value).as_bytes())
+                .map_err(io)?;
+            head = (item.entry.seq, item.entry.hash.clone());
+        }
+        if !page.has_more || page.items.is_empty() {
+            break;
+        }
+    }
+    out.write_all(ledger_export::end(head.0, &head.1).as_bytes())
+        .map_err(io)?;
+    out.flush().map_err(io)?;
+    Ok(head)
+}
+
+/// Opening a SQLite database creates it when absent; an export of a
+/// mistyped path would then be a valid, empty ledger. Refuse instead.
+fn refuse_missing_sqlite(url: &str) -> Result<(), String> {
+    if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+        return Ok(());
+    }
+    let path = url
+        .strip_prefix("sqlite://")
+        .or_else(|| url.strip_prefix("sqlite:"))
+        .unwrap_or(url);
+    let path = path.split('?').next().unwrap_or(path);
+    if path.is_empty() || path == ":memory:" || Path::new(path).exists() {
+        Ok(())
+    } else {
+        Err(format!("no SQLite database at {path}"))
+    }
+}
+
+async fn export(args: Export) -> Result<(), String> {
+    annal::ids::check_id("tenant", &args.tenant).map_err(|e| e.message)?;
+    let ledger = match &args.user {
+        Some(user) => {
+            annal::ids::check_id("user", user).map_err(|e| e.message)?;
+            user_ledger(user)
+        }
+        None => TENANT_LEDGER.to_string(),
+    };
+    refuse_missing_sqlite(&args.database.database_url)?;
+    let db = Db::open(
+        &args.database.database_url,
+        args.database.admin_database_url.as_deref(),
+    )
+    .await
+    .map_err(|e| e.to_string())?;
+    let (seq, hash) = match &args.out {
+        None => {
+            let stdout = std::io::stdout();
+            let mut out = std::io::BufWriter::new(stdout.lock());
+            write_export(&db, &args.tenant, &ledger, &mut out).await?
+        }
+        Some(path) => {
+            // Written beside the target and renamed when complete, so a
+            // failed export never leaves a truncated document behind.
+            let mut partial = path.clone().into_os_string();
+            partial.push(".partial");
+            let partial = PathBuf::from(partial);
+            let file = std::fs::File::create(&partial)
+                .map_err(|e| format!("cannot create {}: {e}", partial.display()))?;
+            let mut out = std::io::BufWriter::new(file);
+            let head = match write_export(&db, &args.tenant, &ledger, &mut out).await {
+                Ok(head) => head,
+                Err(e) => {
+                    drop(out);
+                    let _ = std::fs::remove_file(&partial);
+                    return Err(e);
+                }
+            };
+            drop(out);
+            std::fs::rename(&partial, path)
+                .map_err(|e| format!("cannot write {}: {e}", path.display()))?;
+            head
+        }
+    };
+    eprintln!(
+        "annal-server: exported ledger {ledger} of tenant {}: {seq} entries, head {hash}",
+        args.tenant
+    );
+    Ok(())
 }
 
 #[tokio::main]
@@ -232,6 +402,7 @@ async fn main() -> ExitCode {
             .await
             .map(|db| eprintln!("annal-server: {} schema is up to date", db.backend()))
             .map_err(|e| e.to_string()),
+        Command::Export(args) => export(args).await,
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

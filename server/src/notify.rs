@@ -3,7 +3,10 @@
 //! listens for `NOTIFY annal_ledger`, so a stream on instance B hears of a
 //! push taken by instance A.
 
-use tokio::sync::broadcast;
+use tokio::sync::{broadcast, watch};
+
+/// The tenant name that wakes every stream (after a lost connection).
+pub const EVERYONE: &str = "*";
 
 use crate::db::postgres::NOTIFY_CHANNEL as CHANNEL;
 
@@ -11,12 +14,14 @@ use crate::db::postgres::NOTIFY_CHANNEL as CHANNEL;
 #[derive(Debug, Clone)]
 pub struct Notifier {
     sender: broadcast::Sender<String>,
+    closing: watch::Sender<bool>,
 }
 
 impl Default for Notifier {
     fn default() -> Self {
         Notifier {
             sender: broadcast::channel(1024).0,
+            closing: watch::channel(false).0,
         }
     }
 }
@@ -26,6 +31,17 @@ impl Notifier {
     pub fn advanced(&self, tenant: &str) {
         // No receivers is fine: nobody is streaming.
         let _ = self.sender.send(tenant.to_string());
+    }
+
+    /// The server is shutting down: streams end, so clients reconnect to
+    /// another instance with `Last-Event-ID`.
+    pub fn shut_down(&self) {
+        let _ = self.closing.send(true);
+    }
+
+    /// Becomes `true` when the server shuts down.
+    pub fn closing(&self) -> watch::Receiver<bool> {
+        self.closing.subscribe()
     }
 
     /// Receives advances from now on.
@@ -42,8 +58,16 @@ impl Notifier {
                 match sqlx::postgres::PgListener::connect(&url).await {
                     Ok(mut listener) => {
                         if listener.listen(CHANNEL).await.is_ok() {
-                            while let Ok(n) = listener.recv().await {
-                                notifier.advanced(n.payload());
+                            // Anything may have been pushed while not listening.
+                            notifier.advanced(EVERYONE);
+                            loop {
+                                match listener.try_recv().await {
+                                    Ok(Some(n)) => notifier.advanced(n.payload()),
+                                    // The connection dropped and was re-established:
+                                    // notifications in between are lost, so wake all.
+                                    Ok(None) => notifier.advanced(EVERYONE),
+                                    Err(_) => break,
+                                }
                             }
                         }
                     }

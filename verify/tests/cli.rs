@@ -1,12 +1,17 @@
-//! Integration tests of the `annal-verify` binary: a valid export passes,
-//! every named edit an attacker could make to the exported file is reported
-//! as the threat model says (the undetectable ones only with an external
-//! anchor), and bad invocations exit 2.
+//! Integration tests of the `annal-verify` binary, on both kinds of export
+//! (a device's audit export and a server's ledger export): a valid export
+//! passes, every named edit an attacker could make to the exported file is
+//! reported as the threat model says (the undetectable ones only with an
+//! external anchor), and bad invocations exit 2.
 
 use annal::clock::ManualClock;
 use annal::draft::Draft;
 use annal::entropy::SeededEntropy;
 use annal::envelope::{Envelope, GENESIS_HASH};
+use annal::ledger::{
+    format_received_at, user_ledger, LedgerEntry, LedgerOutcome, LEDGER_GENESIS, TENANT_LEDGER,
+};
+use annal::ledger_export;
 use annal::memory::MemoryStore;
 use annal::payload::{Payload, SALT_LEN};
 use annal::state::Identity;
@@ -528,5 +533,319 @@ fn stored_payload_bytes_that_are_not_canonical_stay_visible_in_the_export() {
         &annal_verify(&[file.path()], None),
         Failed(1, "PAYLOAD_DIGEST_MISMATCH"),
         "reordered payload bytes",
+    );
+}
+
+// ---------------------------------------------------------------------------
+// Ledger exports (`annal-ledger-export/1`, docs/FORMAT.md §11.6)
+
+/// Entries in the valid ledger; the third is quarantined, the fifth a
+/// conflict.
+const LEDGER_LEN: u64 = 8;
+
+/// A ledger export of `ledger` built as annal-server enters events: every
+/// event advances the tenant ledger and the user ledger, and its receipt
+/// names both.
+fn valid_ledger_export(ledger: &str) -> String {
+    let mut store = empty_store();
+    let user = store.identity().user_id.clone();
+    let tenant = store.identity().tenant_id.clone();
+    let mut heads: [(u64, String); 2] = std::array::from_fn(|_| (0, LEDGER_GENESIS.to_string()));
+    let mut text = ledger_export::begin(&tenant, ledger, "2025-11-22T02:00:00.000000Z");
+    for i in 1..=LEDGER_LEN {
+        let record = store
+            .append(
+                Draft::from_value(&json!({
+                    "aggregateType": "diary",
+                    "aggregateId": "d-1",
+                    "eventType": "noted",
+                    "payload": {"entry": i, "text": format!("douleur {i}/10 — 痛み"), "readings": [i, 1.25]}
+                }))
+                .expect("a valid draft"),
+            )
+            .expect("append to a memory store");
+        let pushed = json!({
+            "envelope": record.envelope.to_value(false),
+            "salt": annal::hex::encode(&record.salt),
+            "payload": serde_json::from_str::<Value>(record.payload.as_str()).expect("JSON"),
+        });
+        let outcome = match i {
+            3 => LedgerOutcome::Quarantined,
+            5 => LedgerOutcome::Conflict,
+            _ => LedgerOutcome::Accepted,
+        };
+        let received_at = format_received_at(1_763_776_279_000_000 + i as i64 * 1001);
+        let mut entries = Vec::new();
+        for (name, head) in [TENANT_LEDGER.to_string(), user_ledger(&user)]
+            .into_iter()
+            .zip(heads.iter_mut())
+        {
+            let mut e = LedgerEntry {
+                tenant_id: tenant.clone(),
+                ledger: name,
+                seq: head.0 + 1,
+                event_hash: ledger_export::submitted_hash(&pushed),
+                outcome,
+                received_at: received_at.clone(),
+                prev: head.1.clone(),
+                hash: String::new(),
+            };
+            e.seal();
+            *head = (e.seq, e.hash.clone());
+            entries.push(e);
+        }
+        let own = &entries[usize::from(ledger != TENANT_LEDGER)];
+        let mut item = json!({
+            "entry": own,
+            "receipt": {
+                "server_seq": entries[0].seq,
+                "user_seq": entries[1].seq,
+                "ledger_hash": entries[0].hash,
+                "user_ledger_hash": entries[1].hash,
+                "received_at": received_at,
+            },
+        });
+        match outcome {
+            LedgerOutcome::Quarantined => {
+                item["quarantine"] = json!({
+                    "code": "SCHEMA_NOT_ALLOWED",
+                    "message": "noted schema_version 1 is above 0",
+                    "claimed_hash": record.envelope.hash,
+                    "submitted": pushed,
+                });
+            }
+            LedgerOutcome::Conflict => {
+                item["event"] = pushed;
+                item["conflicts_with"] = json!(["018bcfe5-7000-7fff-bfff-ffffffffffff"]);
+            }
+            LedgerOutcome::Accepted => item["event"] = pushed,
+        }
+        text.push_str(&ledger_export::item(i == 1, &item));
+    }
+    let own = &heads[usize::from(ledger != TENANT_LEDGER)];
+    text.push_str(&ledger_export::end(own.0, &own.1));
+    text
+}
+
+/// What a run on a ledger export must report.
+#[derive(Debug, Clone, Copy)]
+enum LedgerExpect {
+    /// Exit 0, `ok ledger NAME: N entries`.
+    Verifies(&'static str, u64),
+    /// Exit 1, `FAILED at seq N: REASON (...)`.
+    Breaks(u64, &'static str),
+    /// Exit 2, nothing on stdout, and stderr containing this text.
+    Refuses(&'static str),
+}
+use LedgerExpect::{Breaks, Refuses, Verifies};
+
+fn assert_ledger_run(run: &Run, expect: LedgerExpect, context: &str) {
+    let (code, stdout_ok) = match expect {
+        Verifies(ledger, n) => (
+            0,
+            run.stdout == format!("ok ledger {ledger}: {n} entries\n"),
+        ),
+        Breaks(seq, reason) => (
+            1,
+            run.stdout
+                .starts_with(&format!("FAILED at seq {seq}: {reason} (")),
+        ),
+        Refuses(needle) => (2, run.stdout.is_empty() && run.stderr.contains(needle)),
+    };
+    assert!(
+        run.code == code && stdout_ok,
+        "{context}: expected {expect:?}, got {run:#?}"
+    );
+}
+
+fn ledger_items(doc: &mut Value) -> &mut Vec<Value> {
+    doc["items"].as_array_mut().expect("the export has items")
+}
+
+fn ledger_item(doc: &mut Value, seq: u64) -> &mut Value {
+    &mut ledger_items(doc)[at(seq)]
+}
+
+/// Points `head` at the last item's entry, as a careful editor would.
+fn fix_ledger_head(doc: &mut Value) {
+    let last = ledger_items(doc).last().expect("an item")["entry"].clone();
+    doc["head"] = json!({"seq": last["seq"], "hash": last["hash"]});
+}
+
+/// Each edit of a tenant-ledger export: its name, what the unkeyed check
+/// must report, and what the check anchored to the original head must.
+const LEDGER_TABLE: &[(&str, Edit, LedgerExpect, LedgerExpect)] = &[
+    (
+        "untouched",
+        Doc(|_| {}),
+        Verifies("tenant", LEDGER_LEN),
+        Verifies("tenant", LEDGER_LEN),
+    ),
+    (
+        "edit a payload",
+        Doc(|d| ledger_item(d, 4)["event"]["payload"]["readings"][0] = json!(40)),
+        Breaks(4, "PAYLOAD_DIGEST_MISMATCH"),
+        Breaks(4, "PAYLOAD_DIGEST_MISMATCH"),
+    ),
+    (
+        "edit an envelope",
+        Doc(|d| ledger_item(d, 6)["event"]["envelope"]["event_type"] = json!("erased")),
+        Breaks(6, "HASH_MISMATCH"),
+        Breaks(6, "HASH_MISMATCH"),
+    ),
+    (
+        "remove a middle item",
+        Doc(|d| {
+            ledger_items(d).remove(at(3));
+        }),
+        Breaks(3, "MISSING_ENTRY"),
+        Breaks(3, "MISSING_ENTRY"),
+    ),
+    (
+        "swap two items",
+        Doc(|d| ledger_items(d).swap(at(2), at(7))),
+        Breaks(2, "OUT_OF_ORDER"),
+        Breaks(2, "OUT_OF_ORDER"),
+    ),
+    (
+        "truncate the tail",
+        Doc(|d| ledger_items(d).truncate(6)),
+        Breaks(7, "TRUNCATED"),
+        Breaks(7, "TRUNCATED"),
+    ),
+    (
+        "truncate the tail and fix the head",
+        Doc(|d| {
+            ledger_items(d).truncate(6);
+            fix_ledger_head(d);
+        }),
+        Verifies("tenant", 6),
+        Breaks(6, "HEAD_MISMATCH"),
+    ),
+    (
+        "edit an entry's received_at",
+        Doc(|d| ledger_item(d, 5)["entry"]["received_at"] = json!("2025-11-22T01:00:00.000000Z")),
+        Breaks(5, "ENTRY_HASH_MISMATCH"),
+        Breaks(5, "ENTRY_HASH_MISMATCH"),
+    ),
+    (
+        "a receipt that does not match its entry",
+        Doc(|d| ledger_item(d, 2)["receipt"]["server_seq"] = json!(9)),
+        Breaks(2, "RECEIPT_MISMATCH"),
+        Breaks(2, "RECEIPT_MISMATCH"),
+    ),
+    (
+        "hide a quarantine record",
+        Doc(|d| {
+            ledger_item(d, 3)
+                .as_object_mut()
+                .expect("an item")
+                .remove("quarantine");
+        }),
+        Breaks(3, "OUTCOME_MISMATCH"),
+        Breaks(3, "OUTCOME_MISMATCH"),
+    ),
+    (
+        "a duplicate member name in an item",
+        Text(|t| t.replacen(r#""receipt":"#, r#""receipt":null,"receipt":"#, 1)),
+        Refuses("duplicate member name \"receipt\""),
+        Refuses("duplicate member name \"receipt\""),
+    ),
+    (
+        "an unknown member in the document",
+        Doc(|d| d["comment"] = json!("looks fine")),
+        Refuses("unknown member \"comment\""),
+        Refuses("unknown member \"comment\""),
+    ),
+];
+
+#[test]
+fn a_valid_ledger_export_verifies_from_a_file_and_from_stdin() {
+    for ledger in [TENANT_LEDGER, "user:nurse-1"] {
+        let export = valid_ledger_export(ledger);
+        let file = TempFile::new(&export);
+        let ok = Verifies(ledger, LEDGER_LEN);
+        assert_ledger_run(&annal_verify(&[file.path()], None), ok, ledger);
+        assert_ledger_run(&annal_verify(&["-"], Some(&export)), ok, ledger);
+        // The anchor a device holds: the last receipt's hash in this ledger.
+        let doc: Value = serde_json::from_str(&export).expect("JSON");
+        let receipt = &doc["items"][at(LEDGER_LEN)]["receipt"];
+        let anchor = if ledger == TENANT_LEDGER {
+            receipt["ledger_hash"].as_str()
+        } else {
+            receipt["user_ledger_hash"].as_str()
+        }
+        .expect("a receipt hash");
+        assert_eq!(anchor, head_hash_of_ledger(&export));
+        assert_ledger_run(
+            &annal_verify(&["--expect-head", anchor, file.path()], None),
+            ok,
+            &format!("{ledger}, anchored to the last receipt"),
+        );
+        // The other ledger's hash is not this ledger's head.
+        let other = if ledger == TENANT_LEDGER {
+            receipt["user_ledger_hash"].as_str()
+        } else {
+            receipt["ledger_hash"].as_str()
+        }
+        .expect("a receipt hash");
+        assert_ledger_run(
+            &annal_verify(&[file.path(), "--expect-head", other], None),
+            Breaks(LEDGER_LEN, "HEAD_MISMATCH"),
+            &format!("{ledger}, anchored to the other ledger's hash"),
+        );
+    }
+}
+
+fn head_hash_of_ledger(export: &str) -> String {
+    let doc: Value = serde_json::from_str(export).expect("JSON");
+    doc["head"]["hash"]
+        .as_str()
+        .expect("a head hash")
+        .to_string()
+}
+
+#[test]
+fn every_edit_of_a_ledger_export_is_reported() {
+    let export = valid_ledger_export(TENANT_LEDGER);
+    let original_head = head_hash_of_ledger(&export);
+    for &(name, edit, plain, anchored) in LEDGER_TABLE {
+        let file = TempFile::new(&edit.apply(&export));
+        assert_ledger_run(&annal_verify(&[file.path()], None), plain, name);
+        assert_ledger_run(
+            &annal_verify(&[file.path(), "--expect-head", &original_head], None),
+            anchored,
+            &format!("{name}, with --expect-head"),
+        );
+    }
+}
+
+#[test]
+fn an_empty_ledger_export_verifies() {
+    let export = format!(
+        "{}{}",
+        ledger_export::begin("study-1", "user:nurse-1", "2025-11-22T02:00:00.000000Z"),
+        ledger_export::end(0, LEDGER_GENESIS)
+    );
+    let file = TempFile::new(&export);
+    assert_ledger_run(
+        &annal_verify(&[file.path(), "--expect-head", LEDGER_GENESIS], None),
+        Verifies("user:nurse-1", 0),
+        "empty ledger",
+    );
+}
+
+#[test]
+fn a_ledger_export_with_a_bad_ledger_name_exits_2() {
+    let export = valid_ledger_export(TENANT_LEDGER).replacen(
+        r#""ledger":"tenant""#,
+        r#""ledger":"everyone""#,
+        1,
+    );
+    let file = TempFile::new(&export);
+    assert_ledger_run(
+        &annal_verify(&[file.path()], None),
+        Refuses("ledger must be \"tenant\" or \"user:<id>\""),
+        "bad ledger name",
     );
 }

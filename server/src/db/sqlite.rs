@@ -221,21 +221,31 @@ async fn load_state(
                 .insert(aggregate.clone(), (r.try_get(0)?, count(r.try_get(1)?)?));
         }
     }
+    // Two indexed lookups per id. A compound SELECT, or a plain ORDER BY
+    // server_seq, makes SQLite walk a whole index of the tenant instead
+    // (`+` keeps a column out of index selection).
     for id in &wanted.events {
-        let row = sqlx::query(
+        let mut row = sqlx::query(
             "SELECT e.hash, e.hash, r.server_seq, r.user_seq, r.ledger_hash, r.user_ledger_hash, r.received_at
              FROM events e JOIN receipts r ON r.tenant_id = e.tenant_id AND r.server_seq = e.server_seq
-             WHERE e.tenant_id = ?1 AND e.event_id = ?2
-             UNION ALL
-             SELECT x.claimed_hash, x.event_hash, r.server_seq, r.user_seq, r.ledger_hash, r.user_ledger_hash, r.received_at
-             FROM quarantine x JOIN receipts r ON r.tenant_id = x.tenant_id AND r.server_seq = x.server_seq
-             WHERE x.tenant_id = ?1 AND x.event_id = ?2
-             ORDER BY 3 LIMIT 1",
+             WHERE e.tenant_id = ?1 AND e.event_id = ?2",
         )
         .bind(tenant)
         .bind(id)
         .fetch_optional(&mut *conn)
         .await?;
+        if row.is_none() {
+            row = sqlx::query(
+                "SELECT x.claimed_hash, x.event_hash, r.server_seq, r.user_seq, r.ledger_hash, r.user_ledger_hash, r.received_at
+                 FROM quarantine x JOIN receipts r ON r.tenant_id = x.tenant_id AND r.server_seq = x.server_seq
+                 WHERE x.tenant_id = ?1 AND x.event_id = ?2
+                 ORDER BY +x.server_seq LIMIT 1",
+            )
+            .bind(tenant)
+            .bind(id)
+            .fetch_optional(&mut *conn)
+            .await?;
+        }
         if let Some(r) = row {
             state.existing.insert(
                 id.clone(),
@@ -255,7 +265,7 @@ async fn load_state(
     }
     for (aggregate, version) in &wanted.versions {
         let ids: Vec<String> = sqlx::query_scalar(
-            "SELECT event_id FROM events WHERE tenant_id = ?1 AND aggregate_id = ?2 AND aggregate_version = ?3 ORDER BY server_seq",
+            "SELECT event_id FROM events WHERE tenant_id = ?1 AND aggregate_id = ?2 AND aggregate_version = ?3 ORDER BY +server_seq",
         )
         .bind(tenant)
         .bind(aggregate)

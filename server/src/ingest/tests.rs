@@ -231,3 +231,59 @@ fn an_atomic_batch_is_all_or_nothing() {
     let p = run(rs.iter().map(entry).collect(), State::default(), true);
     assert!(p.committed);
 }
+
+#[test]
+fn chain_faults_are_quarantined_by_name() {
+    let mut d = device(10);
+    let rs: Vec<Record> = (0..3).map(|_| append(&mut d, "a", None)).collect();
+    // A wrong prev_hash at the right position, re-hashed so only the link is bad.
+    let mut forked = rs[1].clone();
+    forked.envelope.prev_hash = "e".repeat(64);
+    forked.envelope.seal();
+    let p = run(vec![entry(&rs[0]), entry(&forked)], State::default(), false);
+    assert_eq!(p.results[1].code.as_deref(), Some("BROKEN_CHAIN"));
+    // Another event claiming a position already taken.
+    let mut again = rs[0].clone();
+    again.envelope.event_id = "018bcfe5-7000-7fff-bfff-ffffffffffff".into();
+    again.envelope.seal();
+    let p = run(vec![entry(&rs[0]), entry(&again)], State::default(), false);
+    assert_eq!(p.results[1].code.as_deref(), Some("CHAIN_CONFLICT"));
+    // An aggregate keeps its type.
+    let mut e = device(11);
+    let first = append(&mut e, "x", None);
+    let mut other_type = e
+        .append(Draft::from_value(&json!({"aggregateType": "note", "aggregateId": "y", "eventType": "t", "payload": {}})).unwrap())
+        .unwrap();
+    other_type.envelope.aggregate_id = "x".into();
+    other_type.envelope.seal();
+    let p = run(
+        vec![entry(&first), entry(&other_type)],
+        State::default(),
+        false,
+    );
+    assert_eq!(
+        p.results[1].code.as_deref(),
+        Some("AGGREGATE_TYPE_MISMATCH")
+    );
+}
+
+#[test]
+fn after_a_damaged_hash_the_next_event_may_link_to_either_hash() {
+    let mut d = device(12);
+    let rs: Vec<Record> = (0..2).map(|_| append(&mut d, "a", None)).collect();
+    let mut damaged = entry(&rs[0]);
+    damaged["envelope"]["hash"] = "d".repeat(64).into();
+    // The device's own next event links to the true hash.
+    let p = run(
+        vec![damaged.clone(), entry(&rs[1])],
+        State::default(),
+        false,
+    );
+    assert_eq!(statuses(&p), vec![Status::Quarantined, Status::Accepted]);
+    // One that links to the hash as claimed is taken too.
+    let mut relinked = rs[1].clone();
+    relinked.envelope.prev_hash = "d".repeat(64);
+    relinked.envelope.seal();
+    let p = run(vec![damaged, entry(&relinked)], State::default(), false);
+    assert_eq!(statuses(&p), vec![Status::Quarantined, Status::Accepted]);
+}

@@ -6,6 +6,7 @@ use super::pull::read_query;
 use crate::auth::Principal;
 use crate::db::PullQuery;
 use crate::error::AppError;
+use crate::notify::EVERYONE;
 use crate::AppState;
 use axum::extract::{Query, State};
 use axum::http::HeaderMap;
@@ -14,13 +15,14 @@ use futures_util::stream::{self, Stream};
 use std::collections::{HashMap, VecDeque};
 use std::convert::Infallible;
 use std::time::Duration;
-use tokio::sync::broadcast;
+use tokio::sync::{broadcast, watch};
 
 struct Cursor {
     state: AppState,
     query: PullQuery,
     queue: VecDeque<Event>,
     advances: broadcast::Receiver<String>,
+    closing: watch::Receiver<bool>,
     /// Read again before waiting: the first page, or more is known to follow.
     ready: bool,
 }
@@ -44,12 +46,14 @@ pub async fn stream(
     let query = read_query(&who, &params)?;
     // Subscribe before the first read, so nothing pushed in between is missed.
     let advances = state.notify.subscribe();
+    let closing = state.notify.closing();
     state.metrics.stream(1);
     let cursor = Cursor {
         state,
         query,
         queue: VecDeque::new(),
         advances,
+        closing,
         ready: true,
     };
     let events = stream::unfold(cursor, |mut c| async move {
@@ -57,11 +61,17 @@ pub async fn stream(
             if let Some(e) = c.queue.pop_front() {
                 return Some((Ok(e), c));
             }
+            if *c.closing.borrow() {
+                return None;
+            }
             if !c.ready {
-                match c.advances.recv().await {
-                    Ok(tenant) if tenant != c.query.tenant => continue,
-                    Ok(_) | Err(broadcast::error::RecvError::Lagged(_)) => {}
-                    Err(broadcast::error::RecvError::Closed) => return None,
+                tokio::select! {
+                    advance = c.advances.recv() => match advance {
+                        Ok(tenant) if tenant != c.query.tenant && tenant != EVERYONE => continue,
+                        Ok(_) | Err(broadcast::error::RecvError::Lagged(_)) => {}
+                        Err(broadcast::error::RecvError::Closed) => return None,
+                    },
+                    _ = c.closing.changed() => return None,
                 }
             }
             match c.state.db.pull(&c.query).await {

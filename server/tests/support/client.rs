@@ -198,3 +198,142 @@ impl Drop for TempSqlite {
         }
     }
 }
+
+/// The bytes of one HTTP/1.1 request that closes its connection afterwards:
+/// a JSON body with its `Content-Length`, and a bearer token if given.
+pub fn http_request(
+    addr: std::net::SocketAddr,
+    method: &str,
+    path: &str,
+    token: Option<&str>,
+    body: Option<&str>,
+) -> Vec<u8> {
+    let mut head = format!("{method} {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n");
+    if let Some(t) = token {
+        head.push_str(&format!("Authorization: Bearer {t}\r\n"));
+    }
+    if let Some(b) = body {
+        head.push_str(&format!(
+            "Content-Type: application/json\r\nContent-Length: {}\r\n",
+            b.len()
+        ));
+    }
+    head.push_str("\r\n");
+    let mut bytes = head.into_bytes();
+    bytes.extend_from_slice(body.unwrap_or_default().as_bytes());
+    bytes
+}
+
+/// Reads a whole HTTP/1.1 response (the server closes the connection);
+/// returns the status and the JSON (or text) body. An error, or a response
+/// cut off before its end, is `Err`.
+pub async fn http_response(socket: &mut tokio::net::TcpStream) -> std::io::Result<(u16, Value)> {
+    use std::io::{Error, ErrorKind};
+    use tokio::io::AsyncReadExt;
+    let mut raw = Vec::new();
+    socket.read_to_end(&mut raw).await?;
+    let cut = |what: &str| Error::new(ErrorKind::UnexpectedEof, format!("response {what}"));
+    let end = raw
+        .windows(4)
+        .position(|w| w == b"\r\n\r\n")
+        .ok_or_else(|| cut("without a complete head"))?;
+    let head = String::from_utf8_lossy(&raw[..end]).to_ascii_lowercase();
+    let status: u16 = head
+        .split_whitespace()
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .ok_or_else(|| cut("without a status"))?;
+    let header = |name: &str| {
+        head.lines()
+            .filter_map(|l| l.split_once(':'))
+            .find(|(k, _)| k.trim() == name)
+            .map(|(_, v)| v.trim().to_string())
+    };
+    let mut rest = &raw[end + 4..];
+    let body = if header("transfer-encoding").is_some_and(|v| v.contains("chunked")) {
+        let mut body = Vec::new();
+        loop {
+            let line_end = rest
+                .windows(2)
+                .position(|w| w == b"\r\n")
+                .ok_or_else(|| cut("cut off in a chunk size"))?;
+            let size = String::from_utf8_lossy(&rest[..line_end]);
+            let size = usize::from_str_radix(size.split(';').next().unwrap_or("").trim(), 16)
+                .map_err(|_| cut("with a bad chunk size"))?;
+            rest = &rest[line_end + 2..];
+            if size == 0 {
+                break body;
+            }
+            if rest.len() < size + 2 {
+                return Err(cut("cut off in a chunk"));
+            }
+            body.extend_from_slice(&rest[..size]);
+            rest = &rest[size + 2..];
+        }
+    } else if let Some(n) = header("content-length").and_then(|v| v.parse::<usize>().ok()) {
+        if rest.len() < n {
+            return Err(cut("shorter than its Content-Length"));
+        }
+        rest[..n].to_vec()
+    } else {
+        rest.to_vec()
+    };
+    let value = serde_json::from_slice(&body)
+        .unwrap_or_else(|_| Value::String(String::from_utf8_lossy(&body).into_owned()));
+    Ok((status, value))
+}
+
+/// One request over a fresh loopback connection: `(status, body)`.
+pub async fn http(
+    addr: std::net::SocketAddr,
+    method: &str,
+    path: &str,
+    token: Option<&str>,
+    body: Option<&str>,
+) -> std::io::Result<(u16, Value)> {
+    use tokio::io::AsyncWriteExt;
+    let mut socket = tokio::net::TcpStream::connect(addr).await?;
+    socket
+        .write_all(&http_request(addr, method, path, token, body))
+        .await?;
+    http_response(&mut socket).await
+}
+
+/// Pushes a batch over HTTP; the response must be a 200.
+pub async fn http_push(addr: std::net::SocketAddr, token: &str, events: &[Value]) -> Value {
+    let body = json!({ "events": events }).to_string();
+    let (status, v) = http(addr, "POST", "/v1/events", Some(token), Some(&body))
+        .await
+        .unwrap_or_else(|e| panic!("POST /v1/events to {addr}: {e}"));
+    assert_eq!(status, 200, "POST /v1/events to {addr}: {v}");
+    v
+}
+
+/// Every item of the caller's ledger over HTTP, page by page.
+pub async fn http_pull_all(addr: std::net::SocketAddr, token: &str) -> (String, Vec<Value>) {
+    let mut after = 0;
+    let mut items = Vec::new();
+    loop {
+        let path = format!("/v1/events?after={after}&limit=1000");
+        let (status, page) = http(addr, "GET", &path, Some(token), None)
+            .await
+            .unwrap_or_else(|e| panic!("GET {path} from {addr}: {e}"));
+        assert_eq!(status, 200, "GET {path}: {page}");
+        items.extend(page["items"].as_array().unwrap().iter().cloned());
+        after = page["next_after"].as_u64().unwrap();
+        if !page["has_more"].as_bool().unwrap() {
+            return (page["ledger"].as_str().unwrap().to_string(), items);
+        }
+    }
+}
+
+/// Checks that `items` are a ledger's entries from seq 1 with no gap.
+pub fn assert_gap_free(items: &[Value]) {
+    for (i, item) in items.iter().enumerate() {
+        assert_eq!(
+            item["entry"]["seq"].as_u64(),
+            Some(i as u64 + 1),
+            "the ledger has a gap or is out of order at position {i}"
+        );
+    }
+}
