@@ -27,6 +27,14 @@ pub enum ErrorCode {
     BadKey,
     /// The store is encrypted and locked: unlock it first.
     Locked,
+    /// The sync server cannot be reached now; events wait in the outbox.
+    Offline,
+    /// The sync server refused the token, even a fresh one.
+    Unauthorized,
+    /// The sync server's history changed under a verified checkpoint.
+    LedgerFork,
+    /// The sync server speaks no protocol version this annal speaks.
+    SchemaIncompatible,
 }
 
 impl ErrorCode {
@@ -43,11 +51,15 @@ impl ErrorCode {
             ErrorCode::Internal => "ANNAL_INTERNAL",
             ErrorCode::BadKey => "ANNAL_BAD_KEY",
             ErrorCode::Locked => "ANNAL_LOCKED",
+            ErrorCode::Offline => "ANNAL_OFFLINE",
+            ErrorCode::Unauthorized => "ANNAL_UNAUTHORIZED",
+            ErrorCode::LedgerFork => "ANNAL_LEDGER_FORK",
+            ErrorCode::SchemaIncompatible => "ANNAL_SCHEMA_INCOMPATIBLE",
         }
     }
 
     /// Every code, for exhaustive tests of the JavaScript mapping.
-    pub const ALL: [ErrorCode; 10] = [
+    pub const ALL: [ErrorCode; 14] = [
         ErrorCode::Validation,
         ErrorCode::VersionConflict,
         ErrorCode::Storage,
@@ -58,6 +70,10 @@ impl ErrorCode {
         ErrorCode::Internal,
         ErrorCode::BadKey,
         ErrorCode::Locked,
+        ErrorCode::Offline,
+        ErrorCode::Unauthorized,
+        ErrorCode::LedgerFork,
+        ErrorCode::SchemaIncompatible,
     ];
 }
 

@@ -15,6 +15,10 @@ export type ErrorCode =
   | "ANNAL_SCHEMA"
   | "ANNAL_BAD_KEY"
   | "ANNAL_LOCKED"
+  | "ANNAL_OFFLINE"
+  | "ANNAL_UNAUTHORIZED"
+  | "ANNAL_LEDGER_FORK"
+  | "ANNAL_SCHEMA_INCOMPATIBLE"
   | "ANNAL_INTERNAL";
 
 /** Where an error applies. */
@@ -70,6 +74,27 @@ export class AnnalBadKeyError extends AnnalError {}
  * Call `store.unlock(credential)`, then retry.
  */
 export class AnnalLockedError extends AnnalError {}
+/**
+ * The sync server cannot be reached now (network down, timeout, 5xx, 429).
+ * Nothing is lost: events wait in the outbox and sync retries with backoff.
+ */
+export class AnnalOfflineError extends AnnalError {}
+/**
+ * The sync server refused the token, even a freshly requested one. Check
+ * that `getToken()` returns a token for this store's user and tenant.
+ */
+export class AnnalUnauthorizedError extends AnnalError {}
+/**
+ * The sync server's history no longer matches what this device verified
+ * (an entry was rewritten, dropped or forked). Sync stops; every local event
+ * is kept. Report it to the server's operator.
+ */
+export class AnnalLedgerForkError extends AnnalError {}
+/**
+ * The sync server speaks no sync protocol version this annal speaks. Nothing
+ * was pushed. Upgrade the app or the server so they share a version.
+ */
+export class AnnalSchemaIncompatibleError extends AnnalError {}
 /** A bug in annal. Reload the page; please report it. */
 export class AnnalInternalError extends AnnalError {}
 
@@ -83,6 +108,10 @@ const CLASSES: Record<ErrorCode, new (code: ErrorCode, message: string, details?
   ANNAL_SCHEMA: AnnalSchemaError,
   ANNAL_BAD_KEY: AnnalBadKeyError,
   ANNAL_LOCKED: AnnalLockedError,
+  ANNAL_OFFLINE: AnnalOfflineError,
+  ANNAL_UNAUTHORIZED: AnnalUnauthorizedError,
+  ANNAL_LEDGER_FORK: AnnalLedgerForkError,
+  ANNAL_SCHEMA_INCOMPATIBLE: AnnalSchemaIncompatibleError,
   ANNAL_INTERNAL: AnnalInternalError,
 };
 

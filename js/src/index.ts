@@ -12,6 +12,10 @@ export {
   AnnalSchemaError,
   AnnalBadKeyError,
   AnnalLockedError,
+  AnnalOfflineError,
+  AnnalUnauthorizedError,
+  AnnalLedgerForkError,
+  AnnalSchemaIncompatibleError,
   AnnalInternalError,
 } from "./errors.js";
 export type { ErrorCode, ErrorDetails } from "./errors.js";

@@ -22,6 +22,8 @@ pub type Head = (u64, String);
 /// The last event received from a device.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct DeviceHead {
+    /// The user whose pushes the device's chain belongs to: the first one.
+    pub user_id: String,
     /// Its `device_seq`.
     pub device_seq: u64,
     /// The `hash` the device claimed for it.
@@ -33,8 +35,9 @@ pub struct DeviceHead {
 }
 
 impl DeviceHead {
-    fn genesis() -> DeviceHead {
+    fn genesis(user: &str) -> DeviceHead {
         DeviceHead {
+            user_id: user.to_string(),
             device_seq: 0,
             hash: GENESIS_HASH.to_string(),
             computed_hash: GENESIS_HASH.to_string(),
@@ -87,6 +90,8 @@ pub struct Wanted {
 #[derive(Debug, Clone)]
 pub struct Submitted {
     raw: Value,
+    tenant_id: Option<String>,
+    user_id: Option<String>,
     event_id: Option<String>,
     device: Option<(String, u64, String)>,
     claimed_hash: Option<String>,
@@ -136,6 +141,8 @@ impl Submitted {
         };
         let checked = check_entry(&raw, &envelope_value);
         Submitted {
+            tenant_id: str_at(&envelope_value, "tenant_id").map(str::to_string),
+            user_id: str_at(&envelope_value, "user_id").map(str::to_string),
             raw,
             event_id,
             device,
@@ -340,7 +347,7 @@ impl Planner<'_> {
             .get(device)
             .or_else(|| self.state.devices.get(device))
             .cloned()
-            .unwrap_or_else(DeviceHead::genesis)
+            .unwrap_or_else(|| DeviceHead::genesis(self.user))
     }
 
     /// Enters an event in both ledgers and returns its receipt.
@@ -406,7 +413,25 @@ impl Planner<'_> {
     }
 
     fn one(&mut self, index: usize, s: &Submitted) -> EventResult {
-        // Seen before, here or in an earlier push?
+        // Another tenant's or user's event touches nothing of theirs: not
+        // their device chain, not their event ids.
+        if s.tenant_id.as_deref().is_some_and(|t| t != self.tenant) {
+            return self.quarantine(
+                index,
+                s,
+                "WRONG_TENANT",
+                format!("tenant_id is not the token's tenant {:?}", self.tenant),
+            );
+        }
+        if s.user_id.as_deref().is_some_and(|u| u != self.user) {
+            return self.quarantine(
+                index,
+                s,
+                "WRONG_USER",
+                format!("user_id is not the token's subject {:?}", self.user),
+            );
+        }
+        // Seen before (from this user), here or in an earlier push?
         if let (Some(id), Some(claimed)) = (&s.event_id, &s.claimed_hash) {
             let earlier = self
                 .state
@@ -448,6 +473,15 @@ impl Planner<'_> {
                 return self.missing(index, s, *from);
             }
             let head = self.device_head(device);
+            if head.user_id != self.user {
+                // Never let one user's pushes move another user's chain.
+                return self.quarantine(
+                    index,
+                    s,
+                    "DEVICE_OF_ANOTHER_USER",
+                    format!("device {device} belongs to another user"),
+                );
+            }
             let last = head.device_seq;
             if *seq > last + 1 {
                 self.blocked.insert(device.clone(), last + 1);
@@ -466,6 +500,7 @@ impl Planner<'_> {
             self.plan.devices.insert(
                 device.clone(),
                 DeviceHead {
+                    user_id: head.user_id.clone(),
                     device_seq: *seq,
                     hash: s.claimed_hash.clone().unwrap_or_default(),
                     computed_hash: s.event_hash.clone(),

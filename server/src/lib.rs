@@ -9,8 +9,10 @@ pub mod error;
 pub mod ingest;
 pub mod metrics;
 pub mod notify;
-pub mod protocol;
 pub mod routes;
+
+/// The protocol's JSON shapes live in the core, shared with the client.
+pub use annal::protocol;
 
 use axum::extract::DefaultBodyLimit;
 use axum::http::{HeaderValue, Method};

@@ -278,14 +278,24 @@ async fn scopes_decide_what_is_read(f: Fixture) {
     assert_eq!(ledger, "tenant");
     assert_eq!(all.len(), 5);
     verify_ledger(T, &ledger, &all);
-    // Pushes are always the token's own user's.
+    // Pushes are always the token's own user's, and a device's chain is
+    // its first pusher's.
+    let tok2 = token(T, "patient-2", Scope::Tenant);
+    let stolen = p1.entries("d1", 1);
+    let res = push(&app, &tok2, &stolen).await;
+    assert_eq!(res["results"][0]["code"], "WRONG_USER");
     let res = push(
         &app,
-        &token(T, "patient-2", Scope::Tenant),
-        &p1.entries("d1", 1),
+        &tok2,
+        &Device::new(T, "patient-1", 99).entries("d9", 1),
     )
     .await;
     assert_eq!(res["results"][0]["code"], "WRONG_USER");
+    // Patient 1's device carries on undisturbed, from the same position.
+    let mut own = stolen;
+    own.extend(p1.entries("d1", 1));
+    let res = push(&app, &token(T, "patient-1", Scope::Own), &own).await;
+    assert_eq!(statuses(&res), vec!["accepted", "accepted"]);
 }
 
 async fn atomic_batches_leave_no_gap(f: Fixture) {

@@ -18,6 +18,10 @@ pub(crate) fn class_name(code: ErrorCode) -> &'static str {
         ErrorCode::Internal => "AnnalInternalError",
         ErrorCode::BadKey => "AnnalBadKeyError",
         ErrorCode::Locked => "AnnalLockedError",
+        ErrorCode::Offline => "AnnalOfflineError",
+        ErrorCode::Unauthorized => "AnnalUnauthorizedError",
+        ErrorCode::LedgerFork => "AnnalLedgerForkError",
+        ErrorCode::SchemaIncompatible => "AnnalSchemaIncompatibleError",
     }
 }
 

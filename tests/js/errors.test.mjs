@@ -55,6 +55,10 @@ const NAMES = {
   ANNAL_SCHEMA: "AnnalSchemaError",
   ANNAL_BAD_KEY: "AnnalBadKeyError",
   ANNAL_LOCKED: "AnnalLockedError",
+  ANNAL_OFFLINE: "AnnalOfflineError",
+  ANNAL_UNAUTHORIZED: "AnnalUnauthorizedError",
+  ANNAL_LEDGER_FORK: "AnnalLedgerForkError",
+  ANNAL_SCHEMA_INCOMPATIBLE: "AnnalSchemaIncompatibleError",
 };
 
 function assertCode(result, code) {

@@ -13,6 +13,8 @@ CREATE TABLE ledger_heads (
 CREATE TABLE device_heads (
     tenant_id  TEXT NOT NULL,
     device_id  TEXT NOT NULL,
+    -- The user whose pushes this device's chain belongs to.
+    user_id    TEXT NOT NULL,
     device_seq INTEGER NOT NULL,
     hash       TEXT NOT NULL,
     -- The hash the server computed; the next event may link to either.

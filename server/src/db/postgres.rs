@@ -106,7 +106,7 @@ impl PgDb {
         let tenant_head = lock_head(&mut tx, tenant, TENANT_LEDGER).await?;
         ensure_head(&mut tx, tenant, &user_ledger).await?;
         let user_head = lock_head(&mut tx, tenant, &user_ledger).await?;
-        let state = load_state(&mut tx, tenant, batch, tenant_head, user_head).await?;
+        let state = load_state(&mut tx, tenant, user, batch, tenant_head, user_head).await?;
         // Taken after the lock, so received_at never goes backwards along
         // the ledger (as far as the clock does not).
         let received_at = format_received_at(now_micros());
@@ -291,6 +291,7 @@ async fn lock_head(
 async fn load_state(
     conn: &mut PgConnection,
     tenant: &str,
+    user: &str,
     batch: &[Submitted],
     tenant_head: Option<(u64, String)>,
     user_head: Option<(u64, String)>,
@@ -304,7 +305,7 @@ async fn load_state(
     if !wanted.devices.is_empty() {
         let ids: Vec<&str> = wanted.devices.iter().map(String::as_str).collect();
         let rows = sqlx::query(
-            "SELECT device_id, device_seq, hash, computed_hash FROM device_heads
+            "SELECT device_id, device_seq, hash, computed_hash, user_id FROM device_heads
              WHERE tenant_id = $1 AND device_id = ANY($2)",
         )
         .bind(tenant)
@@ -318,6 +319,7 @@ async fn load_state(
                     device_seq: count(r.try_get(1)?)?,
                     hash: r.try_get(2)?,
                     computed_hash: r.try_get(3)?,
+                    user_id: r.try_get(4)?,
                 },
             );
         }
@@ -338,8 +340,9 @@ async fn load_state(
         }
     }
     if !wanted.events.is_empty() {
-        // The first receipt of each id, whether it was stored as an event or
-        // quarantined.
+        // The first receipt of each id pushed by this user, whether it was
+        // stored as an event or quarantined. Another user's push of the same
+        // id never makes this user's event a duplicate.
         let ids: Vec<&str> = wanted.events.iter().map(String::as_str).collect();
         let rows = sqlx::query(
             "SELECT DISTINCT ON (event_id) event_id, claimed_hash, event_hash,
@@ -348,17 +351,18 @@ async fn load_state(
                  SELECT e.event_id, e.hash AS claimed_hash, e.hash AS event_hash, r.server_seq, r.user_seq,
                         r.ledger_hash, r.user_ledger_hash, r.received_at
                  FROM events e JOIN receipts r ON r.tenant_id = e.tenant_id AND r.server_seq = e.server_seq
-                 WHERE e.tenant_id = $1 AND e.event_id = ANY($2)
+                 WHERE e.tenant_id = $1 AND e.event_id = ANY($2) AND r.user_id = $3
                  UNION ALL
                  SELECT x.event_id, x.claimed_hash, x.event_hash, r.server_seq, r.user_seq,
                         r.ledger_hash, r.user_ledger_hash, r.received_at
                  FROM quarantine x JOIN receipts r ON r.tenant_id = x.tenant_id AND r.server_seq = x.server_seq
-                 WHERE x.tenant_id = $1 AND x.event_id = ANY($2)
+                 WHERE x.tenant_id = $1 AND x.event_id = ANY($2) AND r.user_id = $3
              ) found
              ORDER BY event_id, server_seq",
         )
         .bind(tenant)
         .bind(&ids)
+        .bind(user)
         .fetch_all(&mut *conn)
         .await?;
         for r in rows {
@@ -639,15 +643,17 @@ async fn write(
         let mut device_seq = Vec::with_capacity(plan.devices.len());
         let mut hash = Vec::with_capacity(plan.devices.len());
         let mut computed_hash = Vec::with_capacity(plan.devices.len());
+        let mut owner = Vec::with_capacity(plan.devices.len());
         for (d, head) in &plan.devices {
+            owner.push(head.user_id.as_str());
             device_id.push(d.as_str());
             device_seq.push(stored(head.device_seq));
             hash.push(head.hash.as_str());
             computed_hash.push(head.computed_hash.as_str());
         }
         sqlx::query(
-            "INSERT INTO device_heads (tenant_id, device_id, device_seq, hash, computed_hash)
-             SELECT $1, * FROM UNNEST($2::text[], $3::bigint[], $4::text[], $5::text[])
+            "INSERT INTO device_heads (tenant_id, device_id, device_seq, hash, computed_hash, user_id)
+             SELECT $1, * FROM UNNEST($2::text[], $3::bigint[], $4::text[], $5::text[], $6::text[])
              ON CONFLICT (tenant_id, device_id) DO UPDATE
              SET device_seq = EXCLUDED.device_seq, hash = EXCLUDED.hash, computed_hash = EXCLUDED.computed_hash",
         )
@@ -656,6 +662,7 @@ async fn write(
         .bind(&device_seq)
         .bind(&hash)
         .bind(&computed_hash)
+        .bind(&owner)
         .execute(&mut *conn)
         .await?;
     }

@@ -192,7 +192,7 @@ async fn load_state(
     };
     for device in &wanted.devices {
         let row = sqlx::query(
-            "SELECT device_seq, hash, computed_hash FROM device_heads WHERE tenant_id = ?1 AND device_id = ?2",
+            "SELECT device_seq, hash, computed_hash, user_id FROM device_heads WHERE tenant_id = ?1 AND device_id = ?2",
         )
         .bind(tenant)
         .bind(device)
@@ -205,6 +205,7 @@ async fn load_state(
                     device_seq: count(r.try_get(0)?)?,
                     hash: r.try_get(1)?,
                     computed_hash: r.try_get(2)?,
+                    user_id: r.try_get(3)?,
                 },
             );
         }
@@ -228,21 +229,23 @@ async fn load_state(
         let mut row = sqlx::query(
             "SELECT e.hash, e.hash, r.server_seq, r.user_seq, r.ledger_hash, r.user_ledger_hash, r.received_at
              FROM events e JOIN receipts r ON r.tenant_id = e.tenant_id AND r.server_seq = e.server_seq
-             WHERE e.tenant_id = ?1 AND e.event_id = ?2",
+             WHERE e.tenant_id = ?1 AND e.event_id = ?2 AND r.user_id = ?3",
         )
         .bind(tenant)
         .bind(id)
+        .bind(user)
         .fetch_optional(&mut *conn)
         .await?;
         if row.is_none() {
             row = sqlx::query(
                 "SELECT x.claimed_hash, x.event_hash, r.server_seq, r.user_seq, r.ledger_hash, r.user_ledger_hash, r.received_at
                  FROM quarantine x JOIN receipts r ON r.tenant_id = x.tenant_id AND r.server_seq = x.server_seq
-                 WHERE x.tenant_id = ?1 AND x.event_id = ?2
+                 WHERE x.tenant_id = ?1 AND x.event_id = ?2 AND r.user_id = ?3
                  ORDER BY +x.server_seq LIMIT 1",
             )
             .bind(tenant)
             .bind(id)
+            .bind(user)
             .fetch_optional(&mut *conn)
             .await?;
         }
@@ -379,7 +382,7 @@ async fn write(
     }
     for (device, head) in &plan.devices {
         sqlx::query(
-            "INSERT INTO device_heads (tenant_id, device_id, device_seq, hash, computed_hash) VALUES (?1, ?2, ?3, ?4, ?5)
+            "INSERT INTO device_heads (tenant_id, device_id, device_seq, hash, computed_hash, user_id) VALUES (?1, ?2, ?3, ?4, ?5, ?6)
              ON CONFLICT (tenant_id, device_id) DO UPDATE
              SET device_seq = excluded.device_seq, hash = excluded.hash, computed_hash = excluded.computed_hash",
         )
@@ -388,6 +391,7 @@ async fn write(
         .bind(stored(head.device_seq))
         .bind(&head.hash)
         .bind(&head.computed_hash)
+        .bind(&head.user_id)
         .execute(&mut *conn)
         .await?;
     }

@@ -268,6 +268,62 @@ fn chain_faults_are_quarantined_by_name() {
 }
 
 #[test]
+fn a_device_belongs_to_the_user_who_first_pushed_it() {
+    let mut d = device(13);
+    let rs: Vec<Record> = (0..2).map(|_| append(&mut d, "a", None)).collect();
+    let first = plan(
+        T,
+        U,
+        &[Submitted::read(entry(&rs[0]))],
+        false,
+        State::default(),
+        AT,
+        &Policy::default(),
+    );
+    let state = State {
+        devices: first.devices.clone(),
+        ..State::default()
+    };
+    // Another user pushes the victim's next event: refused before the chain.
+    let p = plan(
+        T,
+        "intruder",
+        &[Submitted::read(entry(&rs[1]))],
+        false,
+        state.clone(),
+        AT,
+        &Policy::default(),
+    );
+    assert_eq!(p.results[0].code.as_deref(), Some("WRONG_USER"));
+    assert!(p.devices.is_empty(), "the owner's chain did not move");
+    // Or crafts an event of their own on the victim's device id.
+    let mut forged = rs[1].clone();
+    forged.envelope.user_id = "intruder".into();
+    forged.envelope.seal();
+    let p = plan(
+        T,
+        "intruder",
+        &[Submitted::read(entry(&forged))],
+        false,
+        state.clone(),
+        AT,
+        &Policy::default(),
+    );
+    assert_eq!(p.results[0].code.as_deref(), Some("DEVICE_OF_ANOTHER_USER"));
+    assert!(p.devices.is_empty());
+    let p = plan(
+        T,
+        U,
+        &[Submitted::read(entry(&rs[1]))],
+        false,
+        state,
+        AT,
+        &Policy::default(),
+    );
+    assert_eq!(statuses(&p), vec![Status::Accepted]);
+}
+
+#[test]
 fn after_a_damaged_hash_the_next_event_may_link_to_either_hash() {
     let mut d = device(12);
     let rs: Vec<Record> = (0..2).map(|_| append(&mut d, "a", None)).collect();

@@ -1,6 +1,7 @@
-//! The sync protocol's JSON shapes (docs/FORMAT.md §11, server/openapi.json).
+//! The sync protocol's JSON shapes (docs/FORMAT.md §11, server/openapi.json),
+//! shared by annal-server and the sync client so both speak one format.
 
-use annal::ledger::LedgerEntry;
+use crate::ledger::LedgerEntry;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
@@ -80,7 +81,7 @@ pub struct EventResult {
 }
 
 /// `POST /v1/events` body.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct PushRequest {
     /// All or nothing.

@@ -1,0 +1,441 @@
+//! The core sync engine against the real annal-server (SQLite, in-process
+//! router): draining, lost responses, retry storms, convergence of two
+//! devices, tenant scope, a malicious server, token refresh and an
+//! incompatible server. The browser store runs the same engine.
+
+#[path = "support/client.rs"]
+mod client;
+
+use annal::clock::ManualClock;
+use annal::entropy::SeededEntropy;
+use annal::error::{ErrorCode, Result};
+use annal::sync::backoff::Backoff;
+use annal::sync::engine::{Engine, Scope, SyncReport, TokenSource};
+use annal::sync::memory::MemorySync;
+use annal::sync::transport::{
+    Fault, FaultyTransport, Request, Response, Transport, TransportError,
+};
+use annal_server::auth::Scope as TokenScope;
+use annal_server::db::Db;
+use axum::body::Body;
+use axum::Router;
+use client::*;
+use http_body_util::BodyExt;
+use serde_json::{json, Value};
+use std::cell::{Cell, RefCell};
+use tower::ServiceExt;
+
+const T: &str = "study-1";
+
+/// An edit a malicious server makes to pull pages.
+type Rewrite = Box<dyn Fn(&mut Value)>;
+
+/// The router as a transport, optionally rewriting pull responses.
+struct RouterTransport {
+    app: Router,
+    rewrite: RefCell<Option<Rewrite>>,
+    schema: RefCell<Option<String>>,
+}
+
+impl RouterTransport {
+    fn new(app: Router) -> Self {
+        RouterTransport {
+            app,
+            rewrite: RefCell::new(None),
+            schema: RefCell::new(None),
+        }
+    }
+}
+
+impl Transport for RouterTransport {
+    async fn send(&self, req: Request) -> std::result::Result<Response, TransportError> {
+        if req.path == "/v1/schema" {
+            if let Some(body) = self.schema.borrow().clone() {
+                return Ok(Response {
+                    status: 200,
+                    retry_after_ms: None,
+                    body,
+                });
+            }
+        }
+        let mut builder = axum::http::Request::builder()
+            .method(req.method)
+            .uri(&req.path);
+        if let Some(t) = &req.token {
+            builder = builder.header("authorization", format!("Bearer {t}"));
+        }
+        let request = builder
+            .header("content-type", "application/json")
+            .body(req.body.clone().map_or_else(Body::empty, Body::from))
+            .unwrap();
+        let res = self
+            .app
+            .clone()
+            .oneshot(request)
+            .await
+            .map_err(|e| TransportError::Network(e.to_string()))?;
+        let status = res.status().as_u16();
+        let retry_after_ms = res
+            .headers()
+            .get("retry-after")
+            .and_then(|v| v.to_str().ok())
+            .and_then(annal::sync::backoff::parse_retry_after);
+        let bytes = res.into_body().collect().await.unwrap().to_bytes();
+        let mut body = String::from_utf8_lossy(&bytes).into_owned();
+        if req.method == "GET" && req.path.starts_with("/v1/events") {
+            if let Some(rewrite) = &*self.rewrite.borrow() {
+                let mut v: Value = serde_json::from_str(&body).unwrap();
+                rewrite(&mut v);
+                body = v.to_string();
+            }
+        }
+        Ok(Response {
+            status,
+            retry_after_ms,
+            body,
+        })
+    }
+}
+
+/// Tokens minted like an app's backend would, counting refreshes; the
+/// cached one can be expired until a refresh.
+struct Tokens {
+    user: String,
+    scope: TokenScope,
+    expired_first: Cell<bool>,
+    refreshes: Cell<u32>,
+}
+
+impl Tokens {
+    fn new(user: &str, scope: TokenScope) -> Self {
+        Tokens {
+            user: user.into(),
+            scope,
+            expired_first: Cell::new(false),
+            refreshes: Cell::new(0),
+        }
+    }
+}
+
+impl TokenSource for Tokens {
+    async fn token(&self, refresh: bool) -> Result<String> {
+        if refresh {
+            // A refresh gets a fresh token; until then the cached one is
+            // the expired one.
+            self.refreshes.set(self.refreshes.get() + 1);
+            self.expired_first.set(false);
+        }
+        if self.expired_first.get() {
+            use jsonwebtoken::{encode, EncodingKey, Header};
+            let claims =
+                json!({"sub": self.user, "tenant": T, "aud": AUDIENCE, "exp": 1_000_000_000u64});
+            return Ok(encode(
+                &Header::default(),
+                &claims,
+                &EncodingKey::from_secret(SECRET),
+            )
+            .unwrap());
+        }
+        Ok(token(T, &self.user, self.scope))
+    }
+}
+
+fn device(user: &str, seed: u64) -> MemorySync {
+    MemorySync::new(Device::new(T, user, seed).store)
+}
+
+fn append(d: &MemorySync, aggregate: &str, n: usize) {
+    let mut store = d.store.borrow_mut();
+    for i in 0..n {
+        let draft = annal::draft::Draft::from_value(&json!({
+            "aggregateType": "diary", "aggregateId": aggregate, "eventType": "noted", "payload": {"i": i}
+        }))
+        .unwrap();
+        store.append(draft).unwrap();
+    }
+}
+
+async fn sync<Tr: Transport>(
+    d: &MemorySync,
+    transport: &Tr,
+    tokens: &Tokens,
+    clock: &ManualClock,
+    scope: Scope,
+) -> Result<SyncReport> {
+    let entropy = SeededEntropy::new(9);
+    Engine {
+        store: d,
+        transport,
+        tokens,
+        clock,
+        entropy: &entropy,
+        backoff: Backoff::default(),
+        scope,
+        progress: None,
+    }
+    .run()
+    .await
+}
+
+async fn server() -> (Router, TempSqlite) {
+    let file = TempSqlite::new();
+    (router(Db::open(&file.url(), None).await.unwrap()), file)
+}
+
+async fn server_events(app: &Router) -> Vec<Value> {
+    let (ledger, items) = pull_all(app, &token(T, "auditor", TokenScope::Tenant)).await;
+    verify_ledger(T, &ledger, &items);
+    items
+}
+
+#[tokio::test]
+async fn offline_events_drain_in_order_and_the_outbox_empties() {
+    let (app, _f) = server().await;
+    let net = FaultyTransport::new(RouterTransport::new(app.clone()));
+    let tokens = Tokens::new("p-1", TokenScope::Own);
+    let clock = ManualClock::new(1_000);
+    let d = device("p-1", 1);
+    append(&d, "a", 200);
+    net.fail_all(Fault::Fail);
+    let err = sync(&d, &net, &tokens, &clock, Scope::Own)
+        .await
+        .unwrap_err();
+    assert_eq!(err.code, ErrorCode::Offline);
+    assert_eq!(d.pending_count(), 200);
+    net.heal();
+    let report = sync(&d, &net, &tokens, &clock, Scope::Own).await.unwrap();
+    assert_eq!((report.pushed, report.acked), (200, 200));
+    assert_eq!(d.pending_count(), 0);
+    assert_eq!(d.receipts.borrow().len(), 200);
+    let items = server_events(&app).await;
+    let seqs: Vec<u64> = items
+        .iter()
+        .map(|i| i["event"]["envelope"]["device_seq"].as_u64().unwrap())
+        .collect();
+    assert_eq!(seqs, (1..=200).collect::<Vec<_>>());
+    // The checkpoint covers our own 200 entries, verified against local hashes.
+    assert_eq!(d.state().checkpoint.unwrap().seq, 200);
+    assert_eq!(d.state().retry, Default::default());
+}
+
+#[tokio::test]
+async fn lost_responses_never_duplicate() {
+    let (app, _f) = server().await;
+    let net = FaultyTransport::new(RouterTransport::new(app.clone()));
+    let tokens = Tokens::new("p-1", TokenScope::Own);
+    let clock = ManualClock::new(0);
+    let d = device("p-1", 2);
+    append(&d, "a", 30);
+    for _ in 0..3 {
+        // Request 1 of each pass is the schema check; 2 is the push.
+        net.fail_nth(net.sent() + 2, Fault::LoseResponse);
+        assert_eq!(
+            sync(&d, &net, &tokens, &clock, Scope::Own)
+                .await
+                .unwrap_err()
+                .code,
+            ErrorCode::Offline
+        );
+    }
+    net.fail_next(2, Fault::Duplicate);
+    sync(&d, &net, &tokens, &clock, Scope::Own).await.unwrap();
+    assert_eq!(d.pending_count(), 0);
+    assert_eq!(d.receipts.borrow().len(), 30);
+    let items = server_events(&app).await;
+    assert_eq!(items.len(), 30, "no duplicates on the server");
+    // Every stored receipt is the server's.
+    for item in &items {
+        let seq = item["event"]["envelope"]["device_seq"].as_u64().unwrap();
+        assert_eq!(
+            d.receipts.borrow()[&seq].server_seq,
+            item["entry"]["seq"].as_u64().unwrap()
+        );
+    }
+}
+
+#[tokio::test]
+async fn a_500_storm_backs_off_with_jitter_and_honours_retry_after() {
+    let (app, _f) = server().await;
+    let net = FaultyTransport::new(RouterTransport::new(app.clone()));
+    let tokens = Tokens::new("p-1", TokenScope::Own);
+    let clock = ManualClock::new(1_000_000);
+    let d = device("p-1", 3);
+    append(&d, "a", 5);
+    net.fail_all(Fault::Status(503, Some(7_000)));
+    let mut previous_ceiling = 0;
+    for attempt in 1..=8u32 {
+        let now = annal::clock::Clock::now_ms(&clock);
+        assert_eq!(
+            sync(&d, &net, &tokens, &clock, Scope::Own)
+                .await
+                .unwrap_err()
+                .code,
+            ErrorCode::Offline
+        );
+        let retry = d.state().retry;
+        assert_eq!(retry.attempts, attempt);
+        let delay = (retry.next_attempt_ms - now) as u64;
+        let ceiling = (1000u64 << (attempt - 1)).min(300_000);
+        assert!(delay >= 7_000, "Retry-After is a floor: {delay}");
+        assert!(
+            delay <= ceiling.max(7_000),
+            "attempt {attempt}: {delay} > {ceiling}"
+        );
+        assert!(ceiling >= previous_ceiling);
+        previous_ceiling = ceiling;
+        clock.advance(delay as i64);
+    }
+    net.heal();
+    sync(&d, &net, &tokens, &clock, Scope::Own).await.unwrap();
+    assert_eq!(d.state().retry.attempts, 0);
+    assert_eq!(server_events(&app).await.len(), 5);
+}
+
+#[tokio::test]
+async fn two_devices_converge_and_a_coordinator_sees_everyone() {
+    let (app, _f) = server().await;
+    let net = RouterTransport::new(app.clone());
+    let clock = ManualClock::new(0);
+    let patient = Tokens::new("p-1", TokenScope::Own);
+    let (phone, tablet) = (device("p-1", 4), device("p-1", 5));
+    append(&phone, "diary", 3);
+    append(&tablet, "meds", 4);
+    sync(&phone, &net, &patient, &clock, Scope::Own)
+        .await
+        .unwrap();
+    sync(&tablet, &net, &patient, &clock, Scope::Own)
+        .await
+        .unwrap();
+    sync(&phone, &net, &patient, &clock, Scope::Own)
+        .await
+        .unwrap();
+    assert_eq!(phone.remote.borrow().len(), 4);
+    assert_eq!(tablet.remote.borrow().len(), 3);
+    assert_eq!(
+        phone.state().checkpoint,
+        tablet.state().checkpoint,
+        "both verified the same user ledger"
+    );
+    let other = device("p-2", 6);
+    append(&other, "x", 2);
+    sync(
+        &other,
+        &net,
+        &Tokens::new("p-2", TokenScope::Own),
+        &clock,
+        Scope::Own,
+    )
+    .await
+    .unwrap();
+    assert!(
+        other.remote.borrow().is_empty(),
+        "another patient's events are never pulled"
+    );
+    let coordinator = device("coord", 7);
+    let report = sync(
+        &coordinator,
+        &net,
+        &Tokens::new("coord", TokenScope::Tenant),
+        &clock,
+        Scope::Tenant,
+    )
+    .await
+    .unwrap();
+    assert_eq!((report.pulled, report.verified), (9, 9));
+    assert_eq!(coordinator.state().checkpoint.unwrap().ledger, "tenant");
+}
+
+#[tokio::test]
+async fn a_server_that_rewrites_or_drops_history_is_caught() {
+    for tamper in ["rewrite", "drop"] {
+        let (app, _f) = server().await;
+        let net = RouterTransport::new(app.clone());
+        let clock = ManualClock::new(0);
+        let tokens = Tokens::new("p-1", TokenScope::Own);
+        let (phone, tablet) = (device("p-1", 8), device("p-1", 9));
+        append(&tablet, "meds", 3);
+        sync(&tablet, &net, &tokens, &clock, Scope::Own)
+            .await
+            .unwrap();
+        sync(&phone, &net, &tokens, &clock, Scope::Own)
+            .await
+            .unwrap();
+        append(&tablet, "meds", 2);
+        sync(&tablet, &net, &tokens, &clock, Scope::Own)
+            .await
+            .unwrap();
+        let checkpoint = phone.state().checkpoint;
+        *net.rewrite.borrow_mut() = Some(Box::new(move |page: &mut Value| {
+            let items = page["items"].as_array_mut().unwrap();
+            if tamper == "drop" {
+                items.remove(0);
+            } else {
+                items[1]["event"]["payload"] = json!({"i": 99});
+            }
+        }));
+        let err = sync(&phone, &net, &tokens, &clock, Scope::Own)
+            .await
+            .unwrap_err();
+        assert_eq!(err.code, ErrorCode::LedgerFork, "{tamper}: {}", err.message);
+        assert_eq!(
+            phone.state().checkpoint,
+            checkpoint,
+            "{tamper}: nothing of the forked page is kept"
+        );
+        assert_eq!(phone.remote.borrow().len(), 3);
+    }
+}
+
+#[tokio::test]
+async fn an_expired_token_is_refreshed_and_an_incompatible_server_gets_nothing() {
+    let (app, _f) = server().await;
+    let net = RouterTransport::new(app.clone());
+    let clock = ManualClock::new(0);
+    let tokens = Tokens::new("p-1", TokenScope::Own);
+    tokens.expired_first.set(true);
+    let d = device("p-1", 10);
+    append(&d, "a", 3);
+    sync(&d, &net, &tokens, &clock, Scope::Own).await.unwrap();
+    assert_eq!(tokens.refreshes.get(), 1);
+    assert_eq!(d.pending_count(), 0);
+
+    let (app, _f2) = server().await;
+    let net = RouterTransport::new(app.clone());
+    *net.schema.borrow_mut() =
+        Some(json!({"protocol": {"min": 2, "max": 3}, "max_schema_version": {}}).to_string());
+    let d = device("p-1", 11);
+    append(&d, "a", 3);
+    let err = sync(
+        &d,
+        &net,
+        &Tokens::new("p-1", TokenScope::Own),
+        &clock,
+        Scope::Own,
+    )
+    .await
+    .unwrap_err();
+    assert_eq!(err.code, ErrorCode::SchemaIncompatible);
+    assert!(err.message.contains("Upgrade"), "{}", err.message);
+    assert!(server_events(&app).await.is_empty(), "nothing was pushed");
+    assert_eq!(d.pending_count(), 3);
+}
+
+#[tokio::test]
+async fn ten_thousand_queued_events_drain() {
+    let (app, _f) = server().await;
+    let net = RouterTransport::new(app.clone());
+    let d = device("p-1", 12);
+    append(&d, "a", 10_000);
+    let report = sync(
+        &d,
+        &net,
+        &Tokens::new("p-1", TokenScope::Own),
+        &ManualClock::new(0),
+        Scope::Own,
+    )
+    .await
+    .unwrap();
+    assert_eq!(report.pushed, 10_000);
+    assert_eq!(d.pending_count(), 0);
+    assert_eq!(server_events(&app).await.len(), 10_000);
+}

@@ -1,0 +1,413 @@
+//! One sync pass: check the server speaks our protocol, push the outbox in
+//! device order until it is empty, then pull and verify the ledger from the
+//! checkpoint. Storage, transport and tokens are traits, so the browser
+//! store, the in-memory store and tests drive the same code.
+
+use super::backoff::{Backoff, RetryState};
+use super::outbox;
+use super::pull::{Checkpoint, PullVerifier, Pulled, RemoteHead};
+use super::push::{self, PushOutcome};
+use super::transport::{Request, Response, Transport, TransportError};
+use crate::clock::Clock;
+use crate::entropy::Entropy;
+use crate::error::{Error, ErrorCode, Result};
+use crate::ledger::{user_ledger, TENANT_LEDGER};
+use crate::protocol::{PullResponse, PushRequest, PushResponse, PROTOCOL_MAX, PROTOCOL_MIN};
+use crate::record::Record;
+use crate::state::Identity;
+use std::collections::{HashMap, HashSet};
+
+/// Sync progress kept with the store.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct SyncState {
+    /// Every event up to this `device_seq` has a receipt.
+    pub acked: u64,
+    /// When to try again after a failure.
+    pub retry: RetryState,
+    /// Where the ledger was last verified.
+    pub checkpoint: Option<Checkpoint>,
+    /// Heads of other devices' chains seen in the ledger.
+    pub remote: HashMap<String, RemoteHead>,
+}
+
+/// What a store must offer to be synced.
+#[allow(async_fn_in_trait)]
+pub trait SyncStore {
+    /// Whose store this is.
+    fn identity(&self) -> Identity;
+    /// The saved sync state.
+    async fn sync_state(&self) -> Result<SyncState>;
+    /// Up to `limit` of this device's events after `after`, in order.
+    async fn pending(&self, after: u64, limit: usize) -> Result<Vec<Record>>;
+    /// The hash of this device's event at `device_seq`.
+    async fn local_hash(&self, device_seq: u64) -> Result<Option<String>>;
+    /// Stores a push's receipts, rejections and conflicts and the new
+    /// watermark, all together.
+    async fn save_push(&self, outcome: &PushOutcome) -> Result<()>;
+    /// Stores pulled events with the checkpoint and heads they lead to,
+    /// all together.
+    async fn save_pull(
+        &self,
+        pulled: &[Pulled],
+        checkpoint: &Checkpoint,
+        remote: &HashMap<String, RemoteHead>,
+    ) -> Result<()>;
+    /// Stores the retry state.
+    async fn save_retry(&self, retry: &RetryState) -> Result<()>;
+}
+
+/// Where bearer tokens come from. `refresh` asks for a new one because the
+/// last was refused; an expired token is refreshed, never replayed.
+#[allow(async_fn_in_trait)]
+pub trait TokenSource {
+    /// A token for this store's user and tenant.
+    async fn token(&self, refresh: bool) -> Result<String>;
+}
+
+/// Which ledger a store follows.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Scope {
+    /// The user's own ledger (a patient's devices).
+    Own,
+    /// The tenant ledger (a coordinator or auditor).
+    Tenant,
+}
+
+/// What one pass did.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct SyncReport {
+    /// Events newly acknowledged by the server.
+    pub pushed: u64,
+    /// Events of other devices newly pulled.
+    pub pulled: u64,
+    /// Ledger entries verified.
+    pub verified: u64,
+    /// Of the pushed events, how many were quarantined.
+    pub rejected: u64,
+    /// Of the pushed events, how many were conflicts.
+    pub conflicts: u64,
+    /// The watermark after the pass.
+    pub acked: u64,
+}
+
+/// Events read per outbox step.
+const OUTBOX_READ: usize = 100;
+/// Entries per pull page.
+const PULL_LIMIT: u32 = 500;
+
+/// A sync pass over `store`.
+pub struct Engine<'a, S, T, K> {
+    /// The store.
+    pub store: &'a S,
+    /// The network.
+    pub transport: &'a T,
+    /// Tokens.
+    pub tokens: &'a K,
+    /// Time, for retry scheduling.
+    pub clock: &'a dyn Clock,
+    /// Randomness, for jitter.
+    pub entropy: &'a dyn Entropy,
+    /// Retry policy.
+    pub backoff: Backoff,
+    /// Which ledger to pull.
+    pub scope: Scope,
+    /// Called as `(verified, total)` while a long pull runs.
+    pub progress: Option<&'a dyn Fn(u64, u64)>,
+}
+
+impl<S, T, K> std::fmt::Debug for Engine<'_, S, T, K> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Engine")
+            .field("scope", &self.scope)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Why a request failed, and whether trying again later may help.
+enum Failure {
+    /// Network, timeout, 5xx, 429: retry with backoff.
+    Transient(Option<u64>, String),
+    /// Anything else: stop and report.
+    Fatal(Error),
+}
+
+impl From<Error> for Failure {
+    fn from(e: Error) -> Failure {
+        Failure::Fatal(e)
+    }
+}
+
+fn offline(message: String) -> Error {
+    Error::new(ErrorCode::Offline, message)
+}
+
+impl<S: SyncStore, T: Transport, K: TokenSource> Engine<'_, S, T, K> {
+    /// The ledger this store follows.
+    pub fn ledger(&self) -> String {
+        match self.scope {
+            Scope::Own => user_ledger(&self.store.identity().user_id),
+            Scope::Tenant => TENANT_LEDGER.to_string(),
+        }
+    }
+
+    /// Runs one pass now, whatever the retry schedule says. A transient
+    /// failure is recorded with its next attempt time and returned as
+    /// `ANNAL_OFFLINE`; nothing is lost or skipped.
+    pub async fn run(&self) -> Result<SyncReport> {
+        let mut state = self.store.sync_state().await?;
+        match self.pass(&mut state).await {
+            Ok(report) => {
+                if state.retry != RetryState::default() {
+                    state.retry.succeeded();
+                    self.store.save_retry(&state.retry).await?;
+                }
+                Ok(report)
+            }
+            Err(Failure::Transient(retry_after, message)) => {
+                let now = self.clock.now_ms();
+                let delay = state.retry.failed(
+                    now,
+                    retry_after,
+                    message.clone(),
+                    &self.backoff,
+                    self.entropy,
+                );
+                self.store.save_retry(&state.retry).await?;
+                Err(offline(format!(
+                    "{message}; the events wait in the outbox and sync retries in {} s",
+                    delay.div_ceil(1000)
+                )))
+            }
+            Err(Failure::Fatal(e)) => {
+                state.retry.last_error = Some(e.message.clone());
+                self.store.save_retry(&state.retry).await?;
+                Err(e)
+            }
+        }
+    }
+
+    async fn pass(&self, state: &mut SyncState) -> std::result::Result<SyncReport, Failure> {
+        self.check_schema().await?;
+        let mut report = SyncReport::default();
+        self.push_all(state, &mut report).await?;
+        self.pull_all(state, &mut report).await?;
+        report.acked = state.acked;
+        Ok(report)
+    }
+
+    /// Sends a request with a token, refreshing it once if refused.
+    async fn request(
+        &self,
+        method: &'static str,
+        path: String,
+        body: Option<String>,
+    ) -> std::result::Result<Response, Failure> {
+        let mut refreshed = false;
+        loop {
+            let token = self.tokens.token(refreshed).await?;
+            let response = self
+                .transport
+                .send(Request {
+                    method,
+                    path: path.clone(),
+                    token: Some(token),
+                    body: body.clone(),
+                })
+                .await;
+            let response = match response {
+                Ok(r) => r,
+                Err(e @ (TransportError::Network(_) | TransportError::Timeout)) => {
+                    return Err(Failure::Transient(None, e.to_string()))
+                }
+            };
+            match response.status {
+                200..=299 => return Ok(response),
+                401 if !refreshed => refreshed = true,
+                401 => {
+                    return Err(Failure::Fatal(Error::new(
+                        ErrorCode::Unauthorized,
+                        "the server refused a freshly issued token; check getToken() returns a token for this user and tenant",
+                    )))
+                }
+                429 | 500..=599 => {
+                    return Err(Failure::Transient(
+                        response.retry_after_ms,
+                        format!("the server answered {}", response.status),
+                    ))
+                }
+                status => {
+                    return Err(Failure::Fatal(Error::new(
+                        ErrorCode::Storage,
+                        format!("the server refused the request ({status}): {}", short(&response.body)),
+                    )))
+                }
+            }
+        }
+    }
+
+    async fn check_schema(&self) -> std::result::Result<(), Failure> {
+        let response = self.request("GET", "/v1/schema".into(), None).await?;
+        let v: serde_json::Value = serde_json::from_str(&response.body)
+            .map_err(|_| bad_server("its /v1/schema is not JSON"))?;
+        let min = v["protocol"]["min"].as_u64().unwrap_or(u64::MAX);
+        let max = v["protocol"]["max"].as_u64().unwrap_or(0);
+        if min > u64::from(PROTOCOL_MAX) || max < u64::from(PROTOCOL_MIN) {
+            return Err(Failure::Fatal(Error::new(
+                ErrorCode::SchemaIncompatible,
+                format!(
+                    "the server speaks sync protocol {min}–{max} and this annal speaks {PROTOCOL_MIN}–{PROTOCOL_MAX}; \
+                     nothing was pushed. Upgrade the app (or the server) so they share a version"
+                ),
+            )));
+        }
+        Ok(())
+    }
+
+    async fn push_all(
+        &self,
+        state: &mut SyncState,
+        report: &mut SyncReport,
+    ) -> std::result::Result<(), Failure> {
+        let mut stalled = 0;
+        loop {
+            let pending = self.store.pending(state.acked, OUTBOX_READ).await?;
+            if pending.is_empty() {
+                return Ok(());
+            }
+            let batch = outbox::next_batch(&pending);
+            let ids: Vec<String> = pending[..batch.len()]
+                .iter()
+                .map(|r| r.envelope.event_id.clone())
+                .collect();
+            let first = pending[0].envelope.device_seq;
+            let body = serde_json::to_string(&PushRequest {
+                atomic: false,
+                events: batch,
+            })
+            .map_err(|e| Error::internal(e.to_string()))?;
+            let response = self
+                .request("POST", "/v1/events".into(), Some(body))
+                .await?;
+            let response: PushResponse = serde_json::from_str(&response.body)
+                .map_err(|_| bad_server("its push response is not the documented JSON"))?;
+            let outcome = push::apply(state.acked, first, &ids, &response).map_err(|e| {
+                bad_server(&format!(
+                    "its push response does not fit the request: {}",
+                    e.0
+                ))
+            })?;
+            self.store.save_push(&outcome).await?;
+            report.pushed += outcome.acked.saturating_sub(state.acked);
+            report.rejected += outcome.rejected.len() as u64;
+            report.conflicts += outcome.conflicts.len() as u64;
+            // A `missing` answer lowers the watermark: the next round resends
+            // from there. A server that keeps asking without taking anything
+            // is misbehaving.
+            stalled = if outcome.acked > state.acked {
+                0
+            } else {
+                stalled + 1
+            };
+            state.acked = outcome.acked;
+            if stalled >= 3 {
+                return Err(Failure::Fatal(bad_server(
+                    "it keeps answering `missing` without taking the events it asks for",
+                )));
+            }
+        }
+    }
+
+    async fn pull_all(
+        &self,
+        state: &mut SyncState,
+        report: &mut SyncReport,
+    ) -> std::result::Result<(), Failure> {
+        let identity = self.store.identity();
+        let ledger = self.ledger();
+        let checkpoint = state
+            .checkpoint
+            .clone()
+            .filter(|c| c.ledger == ledger)
+            .unwrap_or_else(|| Checkpoint::genesis(&ledger));
+        let mut verifier = PullVerifier::new(
+            &identity.tenant_id,
+            &checkpoint,
+            &identity.device_id,
+            state.remote.clone(),
+        );
+        loop {
+            let after = verifier.checkpoint().seq;
+            let response = self
+                .request(
+                    "GET",
+                    format!("/v1/events?after={after}&limit={PULL_LIMIT}"),
+                    None,
+                )
+                .await?;
+            let page: PullResponse = serde_json::from_str(&response.body)
+                .map_err(|_| bad_server("its pull response is not the documented JSON"))?;
+            if page.ledger != ledger {
+                return Err(Failure::Fatal(bad_server(&format!(
+                    "it served ledger {:?} where {ledger:?} was asked for",
+                    page.ledger
+                ))));
+            }
+            // This device's hashes for the entries that hold its events.
+            let own: HashSet<u64> = page
+                .items
+                .iter()
+                .filter_map(|i| i.event.as_ref())
+                .filter(|e| e.envelope["device_id"] == identity.device_id.as_str())
+                .filter_map(|e| e.envelope["device_seq"].as_u64())
+                .collect();
+            let mut local = HashMap::new();
+            for seq in own {
+                if let Some(h) = self.store.local_hash(seq).await? {
+                    local.insert(seq, h);
+                }
+            }
+            let mut pulled = Vec::new();
+            for item in &page.items {
+                match verifier.feed(item, &|seq| local.get(&seq).cloned()) {
+                    Ok(Some(p)) => pulled.push(p),
+                    Ok(None) => {}
+                    Err(fork) => {
+                        return Err(Failure::Fatal(Error::new(
+                            ErrorCode::LedgerFork,
+                            format!(
+                                "the server's history no longer matches what this device verified (ledger {ledger}, entry {}): {}. \
+                                 Sync has stopped and every local event is kept; report this to the server's operator",
+                                fork.seq, fork.message
+                            ),
+                        )))
+                    }
+                }
+            }
+            let checkpoint = verifier.checkpoint();
+            self.store
+                .save_pull(&pulled, &checkpoint, &verifier.remote)
+                .await?;
+            report.pulled += pulled.len() as u64;
+            report.verified += page.items.len() as u64;
+            state.checkpoint = Some(checkpoint.clone());
+            state.remote = verifier.remote.clone();
+            if let Some(progress) = self.progress {
+                progress(checkpoint.seq, checkpoint.seq + u64::from(page.has_more));
+            }
+            if !page.has_more {
+                return Ok(());
+            }
+        }
+    }
+}
+
+fn short(body: &str) -> String {
+    body.chars().take(200).collect()
+}
+
+fn bad_server(what: &str) -> Error {
+    Error::new(
+        ErrorCode::Storage,
+        format!("the sync server misbehaved: {what}; check serverUrl points at an annal-server"),
+    )
+}
