@@ -65,7 +65,8 @@ node_modules/.package-lock.json: package.json package-lock.json
 ## Build ######################################################################
 
 # The npm package: wasm-pack output (pkg/, never committed) copied into
-# js/wasm, the TypeScript compiled into js/dist, and the packed tarball.
+# js/wasm, the TypeScript compiled into js/dist, and the packed tarball;
+# then annal-verify and annal-server, which the package tests run.
 build: setup
 	wasm-pack build --release --target web --out-dir pkg --out-name annal --no-pack
 	rm -rf js/wasm && mkdir -p js/wasm
@@ -75,6 +76,7 @@ build: setup
 	npm pack ./js --pack-destination target/npm --silent >/dev/null
 	tar -xzf $(TARBALL) -C target/npm
 	cargo build -q --release -p annal-verify
+	cargo build -q --release -p annal-server
 
 ## The two commands ###########################################################
 

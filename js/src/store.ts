@@ -4,6 +4,7 @@ import { initAnnal } from "./init.js";
 import type {
   Aggregate,
   AppendEvent,
+  Conflict,
   Credential,
   EventFilter,
   Head,
@@ -12,8 +13,12 @@ import type {
   ReencryptOptions,
   ReencryptResult,
   RotateResult,
+  Rejected,
   StoreIdentity,
   StoredEvent,
+  SyncOptions,
+  SyncReport,
+  SyncStatus,
   VerifyOptions,
   VerifyResult,
 } from "./types.js";
@@ -342,6 +347,110 @@ export class EventStore extends EventTarget {
    */
   keyInfo(): Promise<KeyInfo> {
     return guard(() => this.#raw.keyInfo());
+  }
+
+  /**
+   * Connects this store to an annal-server. Call it once after `open()`;
+   * nothing is sent until {@link EventStore.sync}. Calling it again replaces
+   * the settings.
+   *
+   * ```ts
+   * store.configureSync({ serverUrl: "https://sync.example.org", getToken: (refresh) => myAuth.token({ refresh }) });
+   * ```
+   *
+   * @throws `ANNAL_VALIDATION` (with `field`) for missing or malformed
+   *   options: a `serverUrl` that is not an `http://` or `https://` URL, a
+   *   `getToken` that is not a function, a `scope` other than `"own"` or
+   *   `"tenant"`. Fix the input; the earlier settings stay.
+   * @throws `ANNAL_CLOSED` after `close()`.
+   */
+  configureSync(options: SyncOptions): void {
+    guardSync(() => this.#raw.configureSync(options));
+  }
+
+  /**
+   * One sync pass, now: pushes the outbox (this device's events above the
+   * acknowledged watermark) in device order until it is empty, then pulls
+   * and verifies the server ledger from the last checkpoint. Events of
+   * other devices land in {@link EventStore.remoteEvents}; events the
+   * server quarantined or flagged, in {@link EventStore.rejected} and
+   * {@link EventStore.conflicts}. No event is lost or duplicated by a
+   * failed or repeated pass. A second `sync()` in this context waits for
+   * the running one, then runs.
+   *
+   * @throws `ANNAL_OFFLINE` when the server cannot be reached, times out or
+   *   answers 5xx or 429: the events wait in the outbox; call `sync()`
+   *   again later ({@link SyncStatus.nextAttemptAt} says when).
+   * @throws `ANNAL_UNAUTHORIZED` when the server refused even the fresh
+   *   token from `getToken(true)`, or `getToken` threw or rejected: sign
+   *   the user in again. The events wait.
+   * @throws `ANNAL_LEDGER_FORK` when the server's history no longer matches
+   *   what this device verified: sync stops, every local event is kept;
+   *   report it to the server's operator.
+   * @throws `ANNAL_SCHEMA_INCOMPATIBLE` when the server speaks no sync
+   *   protocol version this annal speaks; nothing was pushed. Upgrade the
+   *   app or the server.
+   * @throws `ANNAL_VALIDATION` when {@link EventStore.configureSync} was not
+   *   called first, or `getToken` returned something other than a
+   *   non-empty string.
+   * @throws `ANNAL_STORAGE` when the server refused a request (a 4xx other
+   *   than 401) or answered something that is not annal's protocol: check
+   *   that `serverUrl` points at an annal-server. Also when IndexedDB fails.
+   * @throws `ANNAL_LOCKED` while an encrypted store is locked: unlock, retry.
+   */
+  sync(): Promise<SyncReport> {
+    return guard(() => this.#raw.sync());
+  }
+
+  /**
+   * Where sync stands: idle, offline (with the next attempt time) or in
+   * error, how many events wait in the outbox, the watermark, and the last
+   * verified ledger checkpoint. Show `pending` to the user so they can see
+   * what has not reached the server yet.
+   *
+   * @throws `ANNAL_LOCKED` while an encrypted store is locked: unlock, retry.
+   */
+  syncStatus(): Promise<SyncStatus> {
+    return guard(() => this.#raw.syncStatus());
+  }
+
+  /**
+   * This device's events that the server quarantined, with its reason
+   * (`code`, `message`) and receipt, oldest first. They stay in the local
+   * log and in the server's ledger, set aside; annal never drops them.
+   * Show them to someone who can act (often: upgrade the app or the
+   * server's schema limits).
+   *
+   * @throws `ANNAL_LOCKED` while an encrypted store is locked: unlock, retry.
+   */
+  rejected(): Promise<Rejected[]> {
+    return guard(() => this.#raw.rejected());
+  }
+
+  /**
+   * This device's events that the server took as conflicts (another event
+   * of the same aggregate has the same `aggregateVersion`), with the ids
+   * they conflict with and their receipts, oldest first. Both events are
+   * kept; resolving them is the app's decision, usually by appending a
+   * new event.
+   *
+   * @throws `ANNAL_LOCKED` while an encrypted store is locked: unlock, retry.
+   */
+  conflicts(): Promise<Conflict[]> {
+    return guard(() => this.#raw.conflicts());
+  }
+
+  /**
+   * The verified events of other devices pulled from the server ledger
+   * (the user's other devices, or with scope `"tenant"` every device of the
+   * tenant), in ledger order, in the same shape as {@link EventStore.events}.
+   *
+   * @throws `ANNAL_TAMPERED` when a stored pulled event fails its integrity
+   *   check.
+   * @throws `ANNAL_LOCKED` while an encrypted store is locked: unlock, retry.
+   */
+  remoteEvents(): Promise<StoredEvent[]> {
+    return guard(() => this.#raw.remoteEvents());
   }
 
   /**

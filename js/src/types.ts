@@ -222,3 +222,102 @@ export interface StoreIdentity {
   userId: string;
   deviceId: string;
 }
+
+/** Options of {@link EventStore.configureSync}. */
+export interface SyncOptions {
+  /** The annal-server base URL, e.g. `https://sync.example.org` (no trailing `/v1`). */
+  serverUrl: string;
+  /**
+   * Returns a bearer token (a JWT) for this store's user and tenant.
+   * `refresh` is `true` when the server refused the previous token: then
+   * return a fresh one, never the same one again. A `getToken` that throws
+   * or rejects makes `sync()` fail with `ANNAL_UNAUTHORIZED`.
+   */
+  getToken: (refresh: boolean) => Promise<string> | string;
+  /**
+   * Which server ledger to pull and verify: `"own"` (default) the user's own
+   * ledger, `"tenant"` the whole tenant's (a coordinator or auditor; the
+   * token must carry scope `tenant`).
+   */
+  scope?: "own" | "tenant";
+}
+
+/** What one {@link EventStore.sync} pass did. */
+export interface SyncReport {
+  /** Events newly acknowledged by the server. */
+  pushed: number;
+  /** Events of other devices newly pulled and verified. */
+  pulled: number;
+  /** Server ledger entries verified. */
+  verified: number;
+  /** Of the pushed events, how many the server quarantined (see {@link EventStore.rejected}). */
+  rejected: number;
+  /** Of the pushed events, how many were conflicts (see {@link EventStore.conflicts}). */
+  conflicts: number;
+  /** Every event up to this `deviceSeq` is acknowledged (the watermark). */
+  acked: number;
+}
+
+/**
+ * Where the server places an event: its position and entry hash in the
+ * tenant ledger and in the user ledger (docs/FORMAT.md §11.3). Snake case,
+ * exactly as the server sends it.
+ */
+export interface Receipt {
+  server_seq: number;
+  user_seq: number;
+  ledger_hash: string;
+  user_ledger_hash: string;
+  /** Server time, `YYYY-MM-DDTHH:MM:SS.ssssssZ`. */
+  received_at: string;
+}
+
+/** The last server ledger entry this store verified. */
+export interface SyncCheckpoint {
+  /** `"tenant"` or `"user:" + userId`. */
+  ledger: string;
+  seq: number;
+  hash: string;
+}
+
+/** The result of {@link EventStore.syncStatus}. */
+export interface SyncStatus {
+  /**
+   * `"idle"`: the last pass succeeded (or none ran yet); `"offline"`: the
+   * server could not be reached, and sync retries at `nextAttemptAt`;
+   * `"error"`: the last pass failed for another reason (`lastError`).
+   */
+  state: "idle" | "error" | "offline";
+  /** Events in the outbox: appended but not yet acknowledged by the server. */
+  pending: number;
+  /** Every event up to this `deviceSeq` is acknowledged. */
+  acked: number;
+  /** Unix ms of the last successful pass in this context (since the store was opened here), or `null`. */
+  lastSyncAt: number | null;
+  /** Why the last pass failed, or `null`. */
+  lastError: string | null;
+  /** Unix ms of the next scheduled attempt after a failure, or `null`. */
+  nextAttemptAt: number | null;
+  /** The last verified server ledger entry, or `null` before the first pull. */
+  checkpoint: SyncCheckpoint | null;
+}
+
+/** An event of this device that the server quarantined: stored there, set aside, never dropped. */
+export interface Rejected {
+  deviceSeq: number;
+  eventId: string;
+  /** The server's reason, e.g. `SCHEMA_NOT_ALLOWED` (docs/FORMAT.md §11.2). */
+  code: string;
+  /** The server's explanation. */
+  message: string;
+  receipt: Receipt;
+}
+
+/** An event of this device that the server took as a conflict: another event of the aggregate has the same `aggregateVersion`. */
+export interface Conflict {
+  deviceSeq: number;
+  eventId: string;
+  /** The `eventId`s of the events it conflicts with. */
+  conflictsWith: string[];
+  receipt: Receipt;
+}

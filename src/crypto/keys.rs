@@ -76,6 +76,7 @@ pub struct KeySet {
     master: MasterKey,
     blind: BlindKey,
     head_mac: HeadMacKey,
+    metadata: AeadKey,
 }
 
 impl fmt::Debug for KeySet {
@@ -91,7 +92,10 @@ impl KeySet {
     pub fn new(store_id: &str, master: MasterKey) -> KeySet {
         let blind = BlindKey::new(master.derive(store_id, BLIND_KEY_INFO.as_bytes()));
         let head_mac = HeadMacKey::new(master.derive(store_id, HEAD_MAC_KEY_INFO.as_bytes()));
+        let metadata =
+            AeadKey::new(&master.derive(store_id, super::metadata::METADATA_KEY_INFO.as_bytes()));
         KeySet {
+            metadata,
             store_id: store_id.to_string(),
             master,
             blind,
@@ -123,6 +127,11 @@ impl KeySet {
     /// The blind-index key; stable across data-key rotation.
     pub fn blind(&self) -> &BlindKey {
         &self.blind
+    }
+
+    /// The key of sealed metadata (receipts' reasons); not rotated.
+    pub fn metadata_key(&self) -> &AeadKey {
+        &self.metadata
     }
 
     /// The head-MAC key.

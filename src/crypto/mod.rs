@@ -14,5 +14,6 @@ pub mod blind;
 pub mod head_mac;
 pub mod keyring;
 pub mod keys;
+pub mod metadata;
 pub mod recovery;
 pub mod sealed;

@@ -41,7 +41,8 @@ impl Backoff {
 }
 
 /// Retry state, kept beside the outbox watermark.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(default)]
 pub struct RetryState {
     /// Failed attempts in a row.
     pub attempts: u32,

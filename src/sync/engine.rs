@@ -18,7 +18,8 @@ use crate::state::Identity;
 use std::collections::{HashMap, HashSet};
 
 /// Sync progress kept with the store.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(default)]
 pub struct SyncState {
     /// Every event up to this `device_seq` has a receipt.
     pub acked: u64,
@@ -179,7 +180,12 @@ impl<S: SyncStore, T: Transport, K: TokenSource> Engine<'_, S, T, K> {
                 )))
             }
             Err(Failure::Fatal(e)) => {
-                state.retry.last_error = Some(e.message.clone());
+                // Not a matter of waiting: no retry is scheduled, and the
+                // status says `error` until a pass succeeds.
+                state.retry = RetryState {
+                    last_error: Some(e.message.clone()),
+                    ..RetryState::default()
+                };
                 self.store.save_retry(&state.retry).await?;
                 Err(e)
             }

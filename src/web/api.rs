@@ -204,6 +204,140 @@ impl Store {
         Ok(out.into())
     }
 
+    /// Sets where and how this store syncs: `{ serverUrl, getToken, scope? }`.
+    /// `getToken(refresh)` returns (a promise of) a bearer token; `refresh`
+    /// is true when the last one was refused.
+    #[wasm_bindgen(js_name = configureSync)]
+    pub fn configure_sync(&self, options: JsValue) -> std::result::Result<(), JsValue> {
+        let get =
+            |k: &str| Reflect::get(&options, &JsValue::from_str(k)).unwrap_or(JsValue::UNDEFINED);
+        let url = get("serverUrl")
+            .as_string()
+            .filter(|u| u.starts_with("http://") || u.starts_with("https://"))
+            .ok_or_else(|| {
+                Error::validation(
+                    "serverUrl",
+                    "serverUrl must be the annal-server's http:// or https:// URL",
+                )
+            })?;
+        let get_token: js_sys::Function = get("getToken").dyn_into().map_err(|_| {
+            Error::validation(
+                "getToken",
+                "getToken must be a function (refresh: boolean) => Promise<string>",
+            )
+        })?;
+        let scope = match get("scope").as_string().as_deref() {
+            None | Some("own") => crate::sync::engine::Scope::Own,
+            Some("tenant") => crate::sync::engine::Scope::Tenant,
+            Some(other) => {
+                return Err(Error::validation(
+                    "scope",
+                    format!("scope must be 'own' or 'tenant', got {other:?}"),
+                )
+                .into())
+            }
+        };
+        self.inner.db()?;
+        self.inner.sync.configure(super::sync::run::SyncConfig {
+            server_url: url,
+            tokens: super::sync::tokens::JsTokens { get_token },
+            scope,
+        });
+        Ok(())
+    }
+
+    /// Pushes the outbox and pulls and verifies the server ledger:
+    /// `{ pushed, pulled, verified, rejected, conflicts, acked }`.
+    pub async fn sync(&self) -> std::result::Result<JsValue, JsValue> {
+        let r = self.inner.sync().await?;
+        let out = js_sys::Object::new();
+        for (k, v) in [
+            ("pushed", r.pushed),
+            ("pulled", r.pulled),
+            ("verified", r.verified),
+            ("rejected", r.rejected),
+            ("conflicts", r.conflicts),
+            ("acked", r.acked),
+        ] {
+            set(&out, k, JsValue::from(v as f64));
+        }
+        Ok(out.into())
+    }
+
+    /// `{ state, pending, acked, lastSyncAt, lastError, nextAttemptAt, checkpoint }`.
+    #[wasm_bindgen(js_name = syncStatus)]
+    pub async fn sync_status(&self) -> std::result::Result<JsValue, JsValue> {
+        let (state, head) = self.inner.sync_state().await?;
+        let out = js_sys::Object::new();
+        let retrying = state.retry.attempts > 0;
+        let label = match (&state.retry.last_error, retrying) {
+            (None, _) => "idle",
+            (Some(_), true) => "offline",
+            (Some(_), false) => "error",
+        };
+        set(&out, "state", JsValue::from_str(label));
+        set(
+            &out,
+            "pending",
+            JsValue::from(head.saturating_sub(state.acked) as f64),
+        );
+        set(&out, "acked", JsValue::from(state.acked as f64));
+        set(
+            &out,
+            "lastSyncAt",
+            self.inner
+                .sync
+                .last_sync_at()
+                .map_or(JsValue::NULL, |t| JsValue::from(t as f64)),
+        );
+        set(
+            &out,
+            "lastError",
+            state
+                .retry
+                .last_error
+                .as_deref()
+                .map_or(JsValue::NULL, JsValue::from_str),
+        );
+        set(
+            &out,
+            "nextAttemptAt",
+            if retrying {
+                JsValue::from(state.retry.next_attempt_ms as f64)
+            } else {
+                JsValue::NULL
+            },
+        );
+        set(
+            &out,
+            "checkpoint",
+            match &state.checkpoint {
+                None => JsValue::NULL,
+                Some(c) => parse_json(&serde_json::to_string(c).unwrap_or_default())?,
+            },
+        );
+        Ok(out.into())
+    }
+
+    /// Events the server quarantined: `[{ deviceSeq, eventId, code, message, receipt }]`.
+    pub async fn rejected(&self) -> std::result::Result<JsValue, JsValue> {
+        self.receipt_rows("quarantined").await
+    }
+
+    /// Events the server flagged: `[{ deviceSeq, eventId, conflictsWith, receipt }]`.
+    pub async fn conflicts(&self) -> std::result::Result<JsValue, JsValue> {
+        self.receipt_rows("conflict").await
+    }
+
+    /// Verified events of other devices pulled from the server.
+    #[wasm_bindgen(js_name = remoteEvents)]
+    pub async fn remote_events(&self) -> std::result::Result<JsValue, JsValue> {
+        let store = super::sync::idb_store::IdbSyncStore {
+            store: self.inner.clone(),
+        };
+        events_js(&store.remote_events().await?)
+    }
+
     /// Calls `callback(locked)` when this context locks or unlocks.
     #[wasm_bindgen(js_name = onLockChange)]
     pub fn on_lock_change(&self, callback: JsValue) {
@@ -365,6 +499,34 @@ impl Store {
         set(&out, "userId", JsValue::from_str(&id.user_id));
         set(&out, "deviceId", JsValue::from_str(&id.device_id));
         out.into()
+    }
+}
+
+impl Store {
+    async fn receipt_rows(&self, outcome: &str) -> std::result::Result<JsValue, JsValue> {
+        let at_rest = self.inner.at_rest()?;
+        let store = super::sync::idb_store::IdbSyncStore {
+            store: self.inner.clone(),
+        };
+        let out = Array::new();
+        for row in store.receipts_with(outcome).await? {
+            let row = super::sync::idb_store::open_row(&at_rest, &row)?;
+            let get =
+                |k: &str| Reflect::get(&row, &JsValue::from_str(k)).unwrap_or(JsValue::UNDEFINED);
+            let o = js_sys::Object::new();
+            set(&o, "deviceSeq", get("device_seq"));
+            set(&o, "eventId", get("event_id"));
+            if outcome == "quarantined" {
+                set(&o, "code", get("code"));
+                set(&o, "message", get("message"));
+            } else {
+                set(&o, "conflictsWith", get("conflicts_with"));
+            }
+            let receipt = get("receipt").as_string().unwrap_or_default();
+            set(&o, "receipt", parse_json(&receipt)?);
+            out.push(&o);
+        }
+        Ok(out.into())
     }
 }
 

@@ -203,6 +203,14 @@ impl IdbStore {
                 .await?
                 .unchecked_into();
             let Some(value) = found.iter().next() else {
+                // Every page has moved; so must every pulled event.
+                drop(txn);
+                let moved_remote = self
+                    .reseal_remote(&at_rest, &ring, job.first_target)
+                    .await?;
+                moved += moved_remote;
+                let (txn, mut ring, head) = self.ring_txn(&at_rest, &[META]).await?;
+                let meta = txn.store(META)?;
                 // Every page has moved: retire the older keys.
                 let retired: Vec<u32> = ring
                     .keys
@@ -256,6 +264,73 @@ impl IdbStore {
                 page.meta.last_device_seq,
                 head.max(page.meta.last_device_seq),
             );
+        }
+    }
+}
+
+impl IdbStore {
+    /// Re-encrypts pulled events still under a key before `first_target`
+    /// under the ring's current key, 64 rows per transaction.
+    async fn reseal_remote(
+        &self,
+        at_rest: &AtRest,
+        ring: &KeyRing,
+        first_target: u32,
+    ) -> Result<u64> {
+        use super::idb::layout::REMOTE;
+        let AtRest::Sealed(s) = at_rest else {
+            return Ok(0);
+        };
+        let under = SealedAtRest {
+            ring: ring.clone(),
+            ..(**s).clone()
+        };
+        let key = under.keys.data_key(under.ring.current);
+        let mut moved = 0;
+        let mut lo = 0.0;
+        loop {
+            let txn = Txn::begin(self.db()?, &[REMOTE], true, Durability::Strict)?;
+            let store = txn.store(REMOTE)?;
+            let range = IdbKeyRange::lower_bound(&JsValue::from(lo)).map_err(from_dom)?;
+            let keys: Array = request(store.get_all_keys_with_key_and_limit(&range, 64))
+                .await?
+                .unchecked_into();
+            let values: Array = request(store.get_all_with_key_and_limit(&range, 64))
+                .await?
+                .unchecked_into();
+            if keys.length() == 0 {
+                return Ok(moved);
+            }
+            for (k, row) in keys.iter().zip(values.iter()) {
+                lo = k.as_f64().unwrap_or(lo) + 1.0;
+                let bytes: js_sys::Uint8Array =
+                    js_sys::Reflect::get(&row, &JsValue::from_str("record"))
+                        .ok()
+                        .and_then(|v| v.dyn_into().ok())
+                        .ok_or_else(|| Error::storage("a pulled event is unreadable"))?;
+                let bytes = bytes.to_vec();
+                let (headers, _) = crate::crypto::sealed::split(&bytes);
+                if headers.iter().all(|h| h.key_id >= first_target) {
+                    continue;
+                }
+                let first = headers.first().map_or(0, |h| h.device_seq);
+                let records =
+                    AtRest::Sealed(Box::new(under.clone())).read_checked(first, &bytes)?;
+                let mut out = Vec::new();
+                for r in &records {
+                    let mut plain = Zeroizing::new(Vec::new());
+                    page::encode_record(&mut plain, r);
+                    under.seal_record(&mut out, &key, &r.envelope, &plain, &BrowserEntropy);
+                }
+                let _ = js_sys::Reflect::set(
+                    &row,
+                    &JsValue::from_str("record"),
+                    &js_sys::Uint8Array::from(out.as_slice()),
+                );
+                fire(store.put_with_key(&row, &k))?;
+                moved += records.len() as u64;
+            }
+            txn.commit().await?;
         }
     }
 }

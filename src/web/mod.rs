@@ -14,6 +14,7 @@ mod platform;
 mod read;
 mod scan;
 mod store;
+mod sync;
 
 pub use api::{Cursor, Store};
 pub use platform::{BrowserClock, BrowserEntropy};

@@ -31,6 +31,7 @@ pub(crate) struct IdbStore {
     pub(crate) durability: Durability,
     pub(crate) group: GroupCommit,
     pub(crate) keys: Rc<KeyState>,
+    pub(crate) sync: super::sync::run::SyncHandle,
     /// `Some(blind_indexes)` for encrypted stores.
     pub(crate) blind_indexes: Option<bool>,
     db: IdbDatabase,
@@ -64,6 +65,7 @@ impl IdbStore {
             durability: options.durability,
             group: GroupCommit::default(),
             keys,
+            sync: Default::default(),
             blind_indexes,
             db,
             closed: Rc::default(),

@@ -25,7 +25,7 @@ async fn a_newer_version_of_the_app_closes_the_store_gracefully() {
     // A newer app version opens the database at a higher version. Our
     // connection must step aside instead of blocking it.
     let newer = Rexie::builder("annal:life-upgrade")
-        .version(2)
+        .version(3)
         .build()
         .await
         .unwrap();
@@ -57,7 +57,7 @@ async fn a_database_from_a_newer_annal_is_not_downgraded() {
 async fn a_foreign_database_is_refused() {
     Store::destroy("life-foreign".into()).await.unwrap();
     let other = Rexie::builder("annal:life-foreign")
-        .version(1)
+        .version(2)
         .add_object_store(rexie::ObjectStore::new("todos"))
         .build()
         .await

@@ -3,8 +3,9 @@
 
 import { chromium } from "playwright-core";
 import { after, before } from "node:test";
-import { spawn } from "node:child_process";
-import { mkdtemp, readFile, rm } from "node:fs/promises";
+import { execFile, spawn } from "node:child_process";
+import { createHmac, randomBytes } from "node:crypto";
+import { access, mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { dirname, join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
@@ -13,6 +14,7 @@ import { serve } from "../../www/serve.mjs";
 export const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), "../..");
 export const PACKAGE_DIR = join(ROOT, "target/npm/package");
 export const VERIFY_BIN = join(ROOT, "target/release/annal-verify");
+export const SERVER_BIN = join(ROOT, "target/release/annal-server");
 export const CHROMIUM = process.env.CHROMIUM ?? "/usr/bin/chromium";
 
 /** The flags every Chromium in these tests runs with. */
@@ -110,4 +112,138 @@ export function useBrowser() {
     env.server?.server.close();
   });
   return env;
+}
+
+/**
+ * A real annal-server (target/release/annal-server, built by `make build`)
+ * on a fresh SQLite file and token secret, listening on 127.0.0.1 on a free
+ * port and allowing CORS from `origin` (the test pages' server). Resolves
+ * once `/v1/health` answers.
+ *
+ * - `url`: its base URL; the port stays the same across restarts.
+ * - `token(user, scope?, { tenant, ttl }?)`: a token minted by the CLI;
+ *   scope `"own"` (default) or `"tenant"`, for `tenant` (default the one
+ *   given here).
+ * - `expiredToken(user, scope?, { tenant }?)`: a correctly signed token that
+ *   expired an hour ago (the CLI cannot mint one).
+ * - `kill()`: SIGKILL, the way a crash ends it; `stop()`: SIGTERM, a clean
+ *   shutdown; `restart()`: start it again on the same database and port.
+ * - `pull(token, after?)`: the whole ledger the token reads, from Node.
+ * - `exportLedger(tenant, out, user?)`: `annal-server export` to a file.
+ *
+ * `args` are extra `serve` arguments, e.g. `["--max-schema", "noted=1"]`.
+ * The server is killed when the test process exits.
+ */
+export async function startAnnalServer({ origin, args = [], tenant = "study-1" } = {}) {
+  if (!origin) throw new Error("startAnnalServer needs the origin of the test pages");
+  await access(SERVER_BIN).catch(() => {
+    throw new Error(`${SERVER_BIN} is missing; run \`make build\``);
+  });
+  const { dir, cleanup } = await tempDir("annal-server-");
+  const secretFile = join(dir, "jwt-secret");
+  const secret = randomBytes(32).toString("hex");
+  await writeFile(secretFile, secret, { mode: 0o600 });
+  const database = `sqlite:${join(dir, "annal.db")}`;
+  let listen = "127.0.0.1:0";
+  let proc = null;
+  let url = null;
+  const killOnExit = () => proc?.kill("SIGKILL");
+  process.on("exit", killOnExit);
+
+  async function start() {
+    const child = spawn(
+      SERVER_BIN,
+      ["serve", "--database-url", database, "--jwt-secret-file", secretFile, "--listen", listen, "--cors-origin", origin, ...args],
+      { stdio: ["ignore", "ignore", "pipe"] },
+    );
+    const address = await new Promise((ok, fail) => {
+      let err = "";
+      const timer = setTimeout(() => fail(new Error(`annal-server did not start: ${err}`)), 30000);
+      child.stderr.on("data", (d) => {
+        err += d;
+        const m = /listening on http:\/\/(\S+)\s/.exec(err);
+        if (m) {
+          clearTimeout(timer);
+          ok(m[1]);
+        }
+      });
+      child.once("error", (e) => fail(e));
+      child.once("exit", (code) => fail(new Error(`annal-server exited with ${code}: ${err}`)));
+    });
+    // Keep draining stderr so the server never blocks on a full pipe.
+    child.stderr.resume();
+    proc = child;
+    listen = address;
+    url = `http://${address}`;
+    for (let i = 0; ; i++) {
+      const health = await fetch(`${url}/v1/health`).catch(() => null);
+      if (health?.ok) break;
+      if (i > 100) throw new Error(`annal-server at ${url} is not healthy`);
+      await new Promise((ok) => setTimeout(ok, 100));
+    }
+  }
+
+  async function end(signal) {
+    const child = proc;
+    if (!child || child.exitCode !== null || child.signalCode !== null) return;
+    proc = null;
+    await new Promise((ok) => {
+      child.once("exit", ok);
+      child.kill(signal);
+    });
+  }
+
+  function run(...cliArgs) {
+    return new Promise((ok, fail) =>
+      execFile(SERVER_BIN, cliArgs, (error, stdout, stderr) => (error ? fail(new Error(`${error.message}\n${stderr}`)) : ok(stdout.trim()))),
+    );
+  }
+
+  await start();
+  const handle = {
+    get url() {
+      return url;
+    },
+    /** A temporary folder of this server's, removed by `close()`. */
+    dir,
+    tenant,
+    token(user, scope = "own", { tenant: t = tenant, ttl = "1h" } = {}) {
+      return run("token", "--tenant", t, "--user", user, "--scope", scope, "--ttl", ttl, "--jwt-secret-file", secretFile);
+    },
+    expiredToken(user, scope = "own", { tenant: t = tenant } = {}) {
+      const b64 = (v) => Buffer.from(JSON.stringify(v)).toString("base64url");
+      const exp = Math.floor(Date.now() / 1000) - 3600;
+      const body = `${b64({ alg: "HS256", typ: "JWT" })}.${b64({ sub: user, tenant: t, exp, aud: "annal", scope })}`;
+      return `${body}.${createHmac("sha256", secret).update(body).digest("base64url")}`;
+    },
+    async pull(token, after = 0) {
+      const items = [];
+      let ledger;
+      for (;;) {
+        const res = await fetch(`${url}/v1/events?after=${after}&limit=1000`, { headers: { authorization: `Bearer ${token}` } });
+        if (!res.ok) throw new Error(`pull: ${res.status} ${await res.text()}`);
+        const page = await res.json();
+        ledger = page.ledger;
+        items.push(...page.items);
+        if (!page.has_more) return { ledger, items };
+        after = page.next_after;
+      }
+    },
+    /** Writes a ledger export (docs/FORMAT.md §11.6) to `out`: the tenant ledger, or `user`'s. */
+    exportLedger(t, out, user) {
+      return run("export", "--database-url", database, "--tenant", t, ...(user ? ["--user", user] : []), "--out", out);
+    },
+    kill: () => end("SIGKILL"),
+    stop: () => end("SIGTERM"),
+    async restart() {
+      await end("SIGKILL");
+      await start();
+    },
+    async close() {
+      await end("SIGKILL");
+      process.off("exit", killOnExit);
+      await cleanup();
+    },
+  };
+  return handle;
 }

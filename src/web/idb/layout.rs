@@ -11,13 +11,20 @@ use wasm_bindgen::{JsCast, JsValue};
 /// with an app's own databases.
 pub(crate) const DB_PREFIX: &str = "annal:";
 /// The IndexedDB version of this layout. Raised by each migration.
-pub(crate) const LAYOUT_VERSION: u32 = 1;
+pub(crate) const LAYOUT_VERSION: u32 = 2;
 
 pub(crate) const META: &str = "meta";
 pub(crate) const PAGES: &str = "pages";
 pub(crate) const AGGREGATES: &str = "aggregates";
 pub(crate) const IDEMPOTENCY: &str = "idempotency";
 pub(crate) const ALL_STORES: [&str; 4] = [META, PAGES, AGGREGATES, IDEMPOTENCY];
+/// Sync state (layout 2): key `"state"` → `{ state: <JSON text> }`.
+pub(crate) const SYNC: &str = "sync";
+/// Receipts (layout 2): key `device_seq` → the server's answer for it.
+pub(crate) const RECEIPTS: &str = "receipts";
+/// Other devices' events pulled from the ledger (layout 2): key ledger `seq`.
+pub(crate) const REMOTE: &str = "remote";
+pub(crate) const BY_OUTCOME: &str = "by_outcome";
 
 pub(crate) const META_STORE_KEY: &str = "store";
 pub(crate) const META_HEAD_KEY: &str = "head";

@@ -3,6 +3,7 @@
 //! browser's `versionchange` transaction.
 
 mod v0_to_v1;
+mod v1_to_v2;
 
 use crate::error::Result;
 use web_sys::IdbDatabase;
@@ -11,6 +12,9 @@ use web_sys::IdbDatabase;
 pub(crate) fn upgrade(db: &IdbDatabase, old_version: u32) -> Result<()> {
     if old_version < 1 {
         v0_to_v1::apply(db)?;
+    }
+    if old_version < 2 {
+        v1_to_v2::apply(db)?;
     }
     Ok(())
 }

@@ -1,0 +1,304 @@
+//! [`SyncStore`] over IndexedDB. The outbox is the log itself above the
+//! watermark; receipts are stored in the same transaction that advances
+//! the watermark, and pulled events with the checkpoint they lead to.
+
+use crate::at_rest::AtRest;
+use crate::error::{Error, Result};
+use crate::filter::Filter;
+use crate::page;
+use crate::record::Record;
+use crate::state::Identity;
+use crate::sync::backoff::RetryState;
+use crate::sync::engine::{SyncState, SyncStore};
+use crate::sync::pull::{Checkpoint, Pulled, RemoteHead};
+use crate::sync::push::PushOutcome;
+use crate::web::idb::layout::{RECEIPTS, REMOTE, SYNC};
+use crate::web::idb::txn::{fire, pending, request, Durability, Txn};
+use crate::web::platform::BrowserEntropy;
+use crate::web::read::EventCursor;
+use crate::web::store::IdbStore;
+use js_sys::{Object, Reflect, Uint8Array};
+use std::collections::HashMap;
+use std::rc::Rc;
+use wasm_bindgen::{JsCast, JsValue};
+
+const STATE_KEY: &str = "state";
+
+fn set(obj: &Object, key: &str, value: &JsValue) {
+    let _ = Reflect::set(obj, &JsValue::from_str(key), value);
+}
+
+/// The sync side of an open store.
+#[derive(Clone)]
+pub(crate) struct IdbSyncStore {
+    pub(crate) store: Rc<IdbStore>,
+}
+
+fn state_from_js(v: &JsValue) -> Result<SyncState> {
+    if v.is_undefined() || v.is_null() {
+        return Ok(SyncState::default());
+    }
+    let text = Reflect::get(v, &JsValue::from_str("state"))
+        .ok()
+        .and_then(|t| t.as_string())
+        .ok_or_else(|| Error::storage("the stored sync state is unreadable"))?;
+    serde_json::from_str(&text).map_err(|_| Error::storage("the stored sync state is unreadable"))
+}
+
+fn state_to_js(state: &SyncState) -> JsValue {
+    let o = Object::new();
+    set(
+        &o,
+        "state",
+        &JsValue::from_str(&serde_json::to_string(state).unwrap_or_default()),
+    );
+    o.into()
+}
+
+impl IdbSyncStore {
+    async fn update_state(
+        &self,
+        stores: &[&str],
+        change: impl FnOnce(&mut SyncState),
+        txn: Option<Txn>,
+    ) -> Result<Txn> {
+        let txn = match txn {
+            Some(t) => t,
+            None => Txn::begin(self.store.db()?, stores, true, Durability::Strict)?,
+        };
+        let sync = txn.store(SYNC)?;
+        let mut state = state_from_js(&request(sync.get(&JsValue::from_str(STATE_KEY))).await?)?;
+        change(&mut state);
+        fire(sync.put_with_key(&state_to_js(&state), &JsValue::from_str(STATE_KEY)))?;
+        Ok(txn)
+    }
+
+    /// The saved sync state, read on its own.
+    pub(crate) async fn load(&self) -> Result<SyncState> {
+        let txn = Txn::begin(self.store.db()?, &[SYNC], false, self.store.durability)?;
+        state_from_js(&request(txn.store(SYNC)?.get(&JsValue::from_str(STATE_KEY))).await?)
+    }
+
+    /// Receipt rows with this outcome, as JSON objects.
+    pub(crate) async fn receipts_with(&self, outcome: &str) -> Result<Vec<JsValue>> {
+        let txn = Txn::begin(self.store.db()?, &[RECEIPTS], false, self.store.durability)?;
+        let index = txn
+            .store(RECEIPTS)?
+            .index(crate::web::idb::layout::BY_OUTCOME)
+            .map_err(crate::web::idb::errors::from_dom)?;
+        let rows = request(index.get_all_with_key(&JsValue::from_str(outcome))).await?;
+        Ok(rows.unchecked_into::<js_sys::Array>().iter().collect())
+    }
+
+    /// Other devices' events pulled so far, in ledger order.
+    pub(crate) async fn remote_events(&self) -> Result<Vec<Record>> {
+        let at_rest = self.store.at_rest_for(None).await?;
+        let txn = Txn::begin(self.store.db()?, &[REMOTE], false, self.store.durability)?;
+        let rows: js_sys::Array = request(txn.store(REMOTE)?.get_all())
+            .await?
+            .unchecked_into();
+        let mut out = Vec::with_capacity(rows.length() as usize);
+        for row in rows.iter() {
+            let seq = Reflect::get(&row, &JsValue::from_str("device_seq"))
+                .ok()
+                .and_then(|v| v.as_f64())
+                .unwrap_or(0.0) as u64;
+            let bytes: Uint8Array = Reflect::get(&row, &JsValue::from_str("record"))
+                .ok()
+                .and_then(|v| v.dyn_into().ok())
+                .ok_or_else(|| Error::storage("a pulled event is unreadable"))?;
+            out.extend(at_rest.read_checked(seq, &bytes.to_vec())?);
+        }
+        Ok(out)
+    }
+}
+
+/// Kind of sealed metadata that holds a receipt row's details.
+const RECEIPT_KIND: &str = "receipt";
+
+/// In encrypted stores a receipt row keeps only its `device_seq` and
+/// `outcome` (for the index) in the clear; the server's reason, which can
+/// quote the app's data, and the rest are sealed.
+fn seal_row(keys: &crate::crypto::keys::KeySet, seq: u64, row: &Object) -> Object {
+    let text = js_sys::JSON::stringify(row)
+        .ok()
+        .and_then(|s| s.as_string())
+        .unwrap_or_default();
+    let sealed =
+        crate::crypto::metadata::seal(keys, RECEIPT_KIND, seq, text.as_bytes(), &BrowserEntropy);
+    let o = Object::new();
+    set(&o, "device_seq", &JsValue::from(seq as f64));
+    if let Ok(outcome) = Reflect::get(row, &JsValue::from_str("outcome")) {
+        set(&o, "outcome", &outcome);
+    }
+    set(&o, "sealed", &Uint8Array::from(sealed.as_slice()));
+    o
+}
+
+/// A receipt row as written, opening it if sealed.
+pub(crate) fn open_row(at_rest: &AtRest, row: &JsValue) -> Result<JsValue> {
+    let sealed = Reflect::get(row, &JsValue::from_str("sealed")).unwrap_or(JsValue::UNDEFINED);
+    let Some(bytes) = sealed.dyn_ref::<Uint8Array>() else {
+        return Ok(row.clone());
+    };
+    let AtRest::Sealed(s) = at_rest else {
+        return Err(Error::storage("a sealed receipt in a plain store"));
+    };
+    let seq = Reflect::get(row, &JsValue::from_str("device_seq"))
+        .ok()
+        .and_then(|v| v.as_f64())
+        .unwrap_or(0.0) as u64;
+    let plain = crate::crypto::metadata::open(&s.keys, RECEIPT_KIND, seq, &bytes.to_vec())
+        .map_err(|_| {
+            Error::tampered(
+                seq,
+                format!("the stored receipt of event {seq} failed its integrity check"),
+            )
+        })?;
+    let text = String::from_utf8(plain)
+        .map_err(|_| Error::tampered(seq, "a stored receipt is not text"))?;
+    js_sys::JSON::parse(&text).map_err(|_| Error::tampered(seq, "a stored receipt is not JSON"))
+}
+
+/// One record's bytes as stored: plain, or sealed under the current key.
+fn encode(at_rest: &AtRest, record: &Record) -> Vec<u8> {
+    let mut plain = Vec::new();
+    page::encode_record(&mut plain, record);
+    match at_rest {
+        AtRest::Plain => plain,
+        AtRest::Sealed(s) => {
+            let mut out = Vec::new();
+            let key = s.keys.data_key(s.ring.current);
+            s.seal_record(&mut out, &key, &record.envelope, &plain, &BrowserEntropy);
+            zeroize::Zeroize::zeroize(&mut plain);
+            out
+        }
+    }
+}
+
+impl SyncStore for IdbSyncStore {
+    fn identity(&self) -> Identity {
+        self.store.identity.clone()
+    }
+
+    async fn sync_state(&self) -> Result<SyncState> {
+        self.load().await
+    }
+
+    async fn pending(&self, after: u64, limit: usize) -> Result<Vec<Record>> {
+        let filter = Filter {
+            from_seq: Some(after + 1),
+            limit: Some(limit),
+            ..Filter::default()
+        };
+        EventCursor::new(self.store.clone(), filter).collect().await
+    }
+
+    async fn local_hash(&self, device_seq: u64) -> Result<Option<String>> {
+        if device_seq == 0 || device_seq > self.store.head().await?.device_seq {
+            return Ok(None);
+        }
+        Ok(Some(self.store.get(device_seq).await?.envelope.hash))
+    }
+
+    async fn save_push(&self, outcome: &PushOutcome) -> Result<()> {
+        let at_rest = self.store.at_rest()?;
+        let txn = Txn::begin(
+            self.store.db()?,
+            &[SYNC, RECEIPTS],
+            true,
+            Durability::Strict,
+        )?;
+        let receipts = txn.store(RECEIPTS)?;
+        let mut rows: HashMap<u64, Object> = HashMap::new();
+        for (seq, r) in &outcome.receipts {
+            let o = Object::new();
+            set(&o, "device_seq", &JsValue::from(*seq as f64));
+            set(&o, "outcome", &JsValue::from_str("accepted"));
+            set(
+                &o,
+                "receipt",
+                &JsValue::from_str(&serde_json::to_string(r).unwrap_or_default()),
+            );
+            rows.insert(*seq, o);
+        }
+        for q in &outcome.rejected {
+            if let Some(o) = rows.get(&q.device_seq) {
+                set(o, "outcome", &JsValue::from_str("quarantined"));
+                set(o, "event_id", &JsValue::from_str(&q.event_id));
+                set(o, "code", &JsValue::from_str(&q.code));
+                set(o, "message", &JsValue::from_str(&q.message));
+            }
+        }
+        for c in &outcome.conflicts {
+            if let Some(o) = rows.get(&c.device_seq) {
+                set(o, "outcome", &JsValue::from_str("conflict"));
+                set(o, "event_id", &JsValue::from_str(&c.event_id));
+                let ids: js_sys::Array = c
+                    .conflicts_with
+                    .iter()
+                    .map(|i| JsValue::from_str(i))
+                    .collect();
+                set(o, "conflicts_with", &ids);
+            }
+        }
+        for (seq, o) in &rows {
+            let row = match &*at_rest {
+                AtRest::Plain => o.clone(),
+                AtRest::Sealed(s) => seal_row(&s.keys, *seq, o),
+            };
+            fire(receipts.put_with_key(&row, &JsValue::from(*seq as f64)))?;
+        }
+        let acked = outcome.acked;
+        let txn = self
+            .update_state(&[], |s| s.acked = acked, Some(txn))
+            .await?;
+        txn.commit().await
+    }
+
+    async fn save_pull(
+        &self,
+        pulled: &[Pulled],
+        checkpoint: &Checkpoint,
+        remote: &HashMap<String, RemoteHead>,
+    ) -> Result<()> {
+        let at_rest = self.store.at_rest_for(None).await?;
+        let txn = Txn::begin(self.store.db()?, &[SYNC, REMOTE], true, Durability::Strict)?;
+        // Read the state first, so the writes below follow a read.
+        let sync = txn.store(SYNC)?;
+        let state_read = pending(sync.get(&JsValue::from_str(STATE_KEY)))?;
+        let rows = txn.store(REMOTE)?;
+        for p in pulled {
+            let o = Object::new();
+            set(
+                &o,
+                "device_id",
+                &JsValue::from_str(&p.record.envelope.device_id),
+            );
+            set(
+                &o,
+                "device_seq",
+                &JsValue::from(p.record.envelope.device_seq as f64),
+            );
+            set(
+                &o,
+                "record",
+                &Uint8Array::from(encode(&at_rest, &p.record).as_slice()),
+            );
+            fire(rows.put_with_key(&o, &JsValue::from(p.entry.seq as f64)))?;
+        }
+        let mut state = state_from_js(&state_read.result().await?)?;
+        state.checkpoint = Some(checkpoint.clone());
+        state.remote = remote.clone();
+        fire(sync.put_with_key(&state_to_js(&state), &JsValue::from_str(STATE_KEY)))?;
+        txn.commit().await
+    }
+
+    async fn save_retry(&self, retry: &RetryState) -> Result<()> {
+        let retry = retry.clone();
+        let txn = self
+            .update_state(&[SYNC], |s| s.retry = retry, None)
+            .await?;
+        txn.commit().await
+    }
+}
