@@ -4,6 +4,7 @@
 
 pub mod migrations;
 pub mod postgres;
+mod rows;
 pub mod sqlite;
 
 use crate::ingest::{Plan, Policy, Submitted};

@@ -17,12 +17,13 @@
 //!   it is committed.
 
 use super::migrations::{latest, POSTGRES};
-use super::{count, now_micros, outcome, stored, DbError, PullQuery, Row};
+use super::rows::{pulled, receipt_at, PULL_SELECT};
+use super::{count, now_micros, stored, DbError, PullQuery, Row};
 use crate::ingest::{self, DeviceHead, Existing, Plan, Policy, State, Submitted};
 use crate::protocol::Receipt;
 use annal::envelope::GENESIS_HASH;
-use annal::ledger::{format_received_at, user_ledger, LedgerEntry, TENANT_LEDGER};
-use sqlx::postgres::{PgConnectOptions, PgPoolOptions, PgRow};
+use annal::ledger::{format_received_at, user_ledger, TENANT_LEDGER};
+use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 use sqlx::{Connection, PgConnection, PgPool, Postgres, Row as _, Transaction};
 use std::str::FromStr;
 use std::time::Duration;
@@ -128,17 +129,8 @@ impl PgDb {
 
     /// See [`super::Db::pull`].
     pub async fn pull(&self, q: &PullQuery) -> Result<Vec<Row>, DbError> {
-        let mut sql = String::from(
-            "SELECT l.seq, l.event_hash, l.outcome, l.received_at, l.prev, l.hash,
-                    r.server_seq, r.user_seq, r.ledger_hash, r.user_ledger_hash, r.received_at,
-                    e.envelope, e.salt, e.payload, e.conflicts_with,
-                    x.code, x.message, x.claimed_hash, x.submitted
-             FROM ledger l
-             JOIN receipts r ON r.tenant_id = l.tenant_id AND r.server_seq = l.server_seq
-             LEFT JOIN events e ON e.tenant_id = l.tenant_id AND e.server_seq = l.server_seq
-             LEFT JOIN quarantine x ON x.tenant_id = l.tenant_id AND x.server_seq = l.server_seq
-             WHERE l.tenant_id = $1 AND l.ledger = $2 AND l.seq > $3",
-        );
+        let mut sql =
+            format!("{PULL_SELECT} WHERE l.tenant_id = $1 AND l.ledger = $2 AND l.seq > $3");
         let mut next = 5;
         if q.aggregate_id.is_some() {
             sql.push_str(&format!(" AND e.aggregate_id = ${next}"));
@@ -175,42 +167,6 @@ impl PgDb {
             .await?;
         Ok(tx)
     }
-}
-
-fn pulled(q: &PullQuery, r: &PgRow) -> Result<Row, DbError> {
-    Ok(Row {
-        entry: LedgerEntry {
-            tenant_id: q.tenant.clone(),
-            ledger: q.ledger.clone(),
-            seq: count(r.try_get(0)?)?,
-            event_hash: r.try_get(1)?,
-            outcome: outcome(r.try_get::<&str, _>(2)?)?,
-            received_at: r.try_get(3)?,
-            prev: r.try_get(4)?,
-            hash: r.try_get(5)?,
-        },
-        receipt: receipt_at(r, 6)?,
-        event: match r.try_get::<Option<String>, _>(11)? {
-            Some(envelope) => Some((envelope, r.try_get(12)?, r.try_get(13)?, r.try_get(14)?)),
-            None => None,
-        },
-        quarantine: match r.try_get::<Option<String>, _>(15)? {
-            Some(code) => Some((code, r.try_get(16)?, r.try_get(17)?, r.try_get(18)?)),
-            None => None,
-        },
-    })
-}
-
-/// A receipt from five columns starting at `at`: server_seq, user_seq,
-/// ledger_hash, user_ledger_hash, received_at.
-fn receipt_at(r: &PgRow, at: usize) -> Result<Receipt, DbError> {
-    Ok(Receipt {
-        server_seq: count(r.try_get(at)?)?,
-        user_seq: count(r.try_get(at + 1)?)?,
-        ledger_hash: r.try_get(at + 2)?,
-        user_ledger_hash: r.try_get(at + 3)?,
-        received_at: r.try_get(at + 4)?,
-    })
 }
 
 /// Applies the migrations this database lacks, in one transaction, under an

@@ -2,10 +2,11 @@
 //! serialize without lock errors) and a pool of readers.
 
 use super::migrations::{latest, SQLITE};
-use super::{count, now_micros, outcome, stored, DbError, PullQuery, Row};
+use super::rows::{pulled, receipt_at, PULL_SELECT};
+use super::{count, now_micros, stored, DbError, PullQuery, Row};
 use crate::ingest::{self, DeviceHead, Existing, Plan, Policy, State, Submitted};
 use crate::protocol::Receipt;
-use annal::ledger::{format_received_at, user_ledger, LedgerEntry, TENANT_LEDGER};
+use annal::ledger::{format_received_at, user_ledger, TENANT_LEDGER};
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
 use sqlx::{Row as _, SqliteConnection, SqlitePool};
 use std::str::FromStr;
@@ -74,17 +75,8 @@ impl SqliteDb {
 
     /// See [`super::Db::pull`].
     pub async fn pull(&self, q: &PullQuery) -> Result<Vec<Row>, DbError> {
-        let mut sql = String::from(
-            "SELECT l.seq, l.event_hash, l.outcome, l.received_at, l.prev, l.hash,
-                    r.server_seq, r.user_seq, r.ledger_hash, r.user_ledger_hash, r.received_at,
-                    e.envelope, e.salt, e.payload, e.conflicts_with,
-                    x.code, x.message, x.claimed_hash, x.submitted
-             FROM ledger l
-             JOIN receipts r ON r.tenant_id = l.tenant_id AND r.server_seq = l.server_seq
-             LEFT JOIN events e ON e.tenant_id = l.tenant_id AND e.server_seq = l.server_seq
-             LEFT JOIN quarantine x ON x.tenant_id = l.tenant_id AND x.server_seq = l.server_seq
-             WHERE l.tenant_id = ?1 AND l.ledger = ?2 AND l.seq > ?3",
-        );
+        let mut sql =
+            format!("{PULL_SELECT} WHERE l.tenant_id = ?1 AND l.ledger = ?2 AND l.seq > ?3");
         if q.aggregate_id.is_some() {
             sql.push_str(" AND e.aggregate_id = ?5");
         }
@@ -101,39 +93,7 @@ impl SqliteDb {
             .bind(q.event_type.as_deref())
             .fetch_all(&self.readers)
             .await?;
-        rows.iter()
-            .map(|r| {
-                Ok(Row {
-                    entry: LedgerEntry {
-                        tenant_id: q.tenant.clone(),
-                        ledger: q.ledger.clone(),
-                        seq: count(r.try_get(0)?)?,
-                        event_hash: r.try_get(1)?,
-                        outcome: outcome(r.try_get::<&str, _>(2)?)?,
-                        received_at: r.try_get(3)?,
-                        prev: r.try_get(4)?,
-                        hash: r.try_get(5)?,
-                    },
-                    receipt: Receipt {
-                        server_seq: count(r.try_get(6)?)?,
-                        user_seq: count(r.try_get(7)?)?,
-                        ledger_hash: r.try_get(8)?,
-                        user_ledger_hash: r.try_get(9)?,
-                        received_at: r.try_get(10)?,
-                    },
-                    event: match r.try_get::<Option<String>, _>(11)? {
-                        Some(envelope) => {
-                            Some((envelope, r.try_get(12)?, r.try_get(13)?, r.try_get(14)?))
-                        }
-                        None => None,
-                    },
-                    quarantine: match r.try_get::<Option<String>, _>(15)? {
-                        Some(code) => Some((code, r.try_get(16)?, r.try_get(17)?, r.try_get(18)?)),
-                        None => None,
-                    },
-                })
-            })
-            .collect()
+        rows.iter().map(|r| pulled(q, r)).collect()
     }
 }
 
@@ -255,13 +215,7 @@ async fn load_state(
                 Existing {
                     claimed_hash: r.try_get::<Option<String>, _>(0)?.unwrap_or_default(),
                     event_hash: r.try_get(1)?,
-                    receipt: Receipt {
-                        server_seq: count(r.try_get(2)?)?,
-                        user_seq: count(r.try_get(3)?)?,
-                        ledger_hash: r.try_get(4)?,
-                        user_ledger_hash: r.try_get(5)?,
-                        received_at: r.try_get(6)?,
-                    },
+                    receipt: receipt_at(&r, 2)?,
                 },
             );
         }
