@@ -2,69 +2,19 @@
 
 #[path = "support/client.rs"]
 mod client;
+#[macro_use]
+#[path = "support/fixture.rs"]
+mod fixture;
 #[path = "support/postgres.rs"]
 mod pg;
 
 use annal_server::auth::Scope;
-use annal_server::db::Db;
 use axum::http::StatusCode;
 use client::*;
+use fixture::Fixture;
 use serde_json::{json, Value};
 
 const T: &str = "study-1";
-
-/// A database under test, and how to reach it again.
-struct Fixture {
-    db: Db,
-    url: String,
-    admin_url: Option<String>,
-    _file: Option<TempSqlite>,
-}
-
-impl Fixture {
-    async fn reopen(&self) -> Db {
-        Db::open(&self.url, self.admin_url.as_deref())
-            .await
-            .unwrap()
-    }
-}
-
-async fn sqlite() -> Fixture {
-    let file = TempSqlite::new();
-    let url = file.url();
-    Fixture {
-        db: Db::open(&url, None).await.unwrap(),
-        url,
-        admin_url: None,
-        _file: Some(file),
-    }
-}
-
-async fn postgres() -> Fixture {
-    let (url, admin) = pg::database().await;
-    Fixture {
-        db: Db::open(&url, Some(&admin)).await.unwrap(),
-        url,
-        admin_url: Some(admin),
-        _file: None,
-    }
-}
-
-macro_rules! on_every_backend {
-    ($($name:ident),* $(,)?) => {$(
-        mod $name {
-            #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-            async fn sqlite() {
-                super::$name(super::sqlite().await).await
-            }
-
-            #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-            async fn postgres() {
-                super::$name(super::postgres().await).await
-            }
-        }
-    )*};
-}
 
 on_every_backend!(
     push_and_pull,
@@ -483,7 +433,7 @@ async fn bad_requests_are_typed_and_write_nothing(f: Fixture) {
 
 #[tokio::test]
 async fn health_schema_metrics_and_openapi() {
-    let f = sqlite().await;
+    let f = fixture::sqlite().await;
     let app = router(f.db.clone());
     let (status, v) = call(&app, "GET", "/v1/health", None, None).await;
     assert_eq!(status, StatusCode::OK);

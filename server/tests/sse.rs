@@ -6,6 +6,9 @@
 
 #[path = "support/client.rs"]
 mod client;
+#[macro_use]
+#[path = "support/fixture.rs"]
+mod fixture;
 #[path = "support/postgres.rs"]
 mod pg;
 
@@ -14,6 +17,7 @@ use annal_server::db::Db;
 use annal_server::{app, AppState};
 use axum::Router;
 use client::*;
+use fixture::Fixture;
 use serde_json::{json, Value};
 use std::collections::HashSet;
 use std::net::SocketAddr;
@@ -26,44 +30,6 @@ const T: &str = "study-1";
 
 /// How long a stream may take to deliver what it is owed.
 const PATIENCE: Duration = Duration::from_secs(10);
-
-/// A database under test.
-struct Fixture {
-    db: Db,
-    _file: Option<TempSqlite>,
-}
-
-async fn sqlite() -> Fixture {
-    let file = TempSqlite::new();
-    Fixture {
-        db: Db::open(&file.url(), None).await.unwrap(),
-        _file: Some(file),
-    }
-}
-
-async fn postgres() -> Fixture {
-    let (url, admin) = pg::database().await;
-    Fixture {
-        db: Db::open(&url, Some(&admin)).await.unwrap(),
-        _file: None,
-    }
-}
-
-macro_rules! on_every_backend {
-    ($($name:ident),* $(,)?) => {$(
-        mod $name {
-            #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-            async fn sqlite() {
-                super::$name(super::sqlite().await).await
-            }
-
-            #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-            async fn postgres() {
-                super::$name(super::postgres().await).await
-            }
-        }
-    )*};
-}
 
 on_every_backend!(
     streams_deliver_live_and_resume_after_last_event_id,
