@@ -177,37 +177,91 @@ async fn sync<Tr: Transport>(
     .await
 }
 
-async fn server() -> (Router, TempSqlite) {
-    let file = TempSqlite::new();
-    (router(Db::open(&file.url(), None).await.unwrap()), file)
+/// A test's world: a fresh server (SQLite, in-process), the router as the
+/// transport behind fault injection (none until a test asks), a manual
+/// clock, and the tokens of patient p-1.
+struct World {
+    app: Router,
+    net: FaultyTransport<RouterTransport>,
+    clock: ManualClock,
+    tokens: Tokens,
+    _file: TempSqlite,
 }
 
-async fn server_events(app: &Router) -> Vec<Value> {
-    let (ledger, items) = pull_all(app, &token(T, "auditor", TokenScope::Tenant)).await;
-    verify_ledger(T, &ledger, &items);
-    items
+impl World {
+    /// A world whose clock reads 0.
+    async fn new() -> World {
+        World::at(0).await
+    }
+
+    /// A world whose clock reads `now_ms`.
+    async fn at(now_ms: i64) -> World {
+        let file = TempSqlite::new();
+        let app = router(Db::open(&file.url(), None).await.unwrap());
+        World {
+            net: FaultyTransport::new(RouterTransport::new(app.clone())),
+            app,
+            clock: ManualClock::new(now_ms),
+            tokens: Tokens::new("p-1", TokenScope::Own),
+            _file: file,
+        }
+    }
+
+    /// One sync of `d` as patient p-1.
+    async fn sync(&self, d: &MemorySync) -> Result<SyncReport> {
+        sync(d, &self.net, &self.tokens, &self.clock, Scope::Own).await
+    }
+
+    /// One sync of `d` as `user` with a token of `scope`.
+    async fn sync_as(&self, d: &MemorySync, user: &str, scope: Scope) -> Result<SyncReport> {
+        let token_scope = match scope {
+            Scope::Own => TokenScope::Own,
+            Scope::Tenant => TokenScope::Tenant,
+        };
+        let tokens = Tokens::new(user, token_scope);
+        sync(d, &self.net, &tokens, &self.clock, scope).await
+    }
+
+    /// What the server holds, read by an auditor and verified.
+    async fn events(&self) -> Vec<Value> {
+        let auditor = token(T, "auditor", TokenScope::Tenant);
+        let (ledger, items) = pull_all(&self.app, &auditor).await;
+        verify_ledger(T, &ledger, &items);
+        items
+    }
+
+    /// Makes the server edit every pull page before it is sent.
+    fn rewrite_pulls(&self, rewrite: impl Fn(&mut Value) + 'static) {
+        *self.net.inner().rewrite.borrow_mut() = Some(Box::new(rewrite));
+    }
+
+    /// Makes the server answer `GET /v1/schema` with `schema`.
+    fn claim_schema(&self, schema: Value) {
+        *self.net.inner().schema.borrow_mut() = Some(schema.to_string());
+    }
+}
+
+/// A device of `user` with `n` events of `aggregate` queued.
+fn device_with(user: &str, seed: u64, aggregate: &str, n: usize) -> MemorySync {
+    let d = device(user, seed);
+    append(&d, aggregate, n);
+    d
 }
 
 #[tokio::test]
 async fn offline_events_drain_in_order_and_the_outbox_empties() {
-    let (app, _f) = server().await;
-    let net = FaultyTransport::new(RouterTransport::new(app.clone()));
-    let tokens = Tokens::new("p-1", TokenScope::Own);
-    let clock = ManualClock::new(1_000);
-    let d = device("p-1", 1);
-    append(&d, "a", 200);
-    net.fail_all(Fault::Fail);
-    let err = sync(&d, &net, &tokens, &clock, Scope::Own)
-        .await
-        .unwrap_err();
+    let w = World::at(1_000).await;
+    let d = device_with("p-1", 1, "a", 200);
+    w.net.fail_all(Fault::Fail);
+    let err = w.sync(&d).await.unwrap_err();
     assert_eq!(err.code, ErrorCode::Offline);
     assert_eq!(d.pending_count(), 200);
-    net.heal();
-    let report = sync(&d, &net, &tokens, &clock, Scope::Own).await.unwrap();
+    w.net.heal();
+    let report = w.sync(&d).await.unwrap();
     assert_eq!((report.pushed, report.acked), (200, 200));
     assert_eq!(d.pending_count(), 0);
     assert_eq!(d.receipts.borrow().len(), 200);
-    let items = server_events(&app).await;
+    let items = w.events().await;
     let seqs: Vec<u64> = items
         .iter()
         .map(|i| i["event"]["envelope"]["device_seq"].as_u64().unwrap())
@@ -220,28 +274,18 @@ async fn offline_events_drain_in_order_and_the_outbox_empties() {
 
 #[tokio::test]
 async fn lost_responses_never_duplicate() {
-    let (app, _f) = server().await;
-    let net = FaultyTransport::new(RouterTransport::new(app.clone()));
-    let tokens = Tokens::new("p-1", TokenScope::Own);
-    let clock = ManualClock::new(0);
-    let d = device("p-1", 2);
-    append(&d, "a", 30);
+    let w = World::new().await;
+    let d = device_with("p-1", 2, "a", 30);
     for _ in 0..3 {
         // Request 1 of each pass is the schema check; 2 is the push.
-        net.fail_nth(net.sent() + 2, Fault::LoseResponse);
-        assert_eq!(
-            sync(&d, &net, &tokens, &clock, Scope::Own)
-                .await
-                .unwrap_err()
-                .code,
-            ErrorCode::Offline
-        );
+        w.net.fail_nth(w.net.sent() + 2, Fault::LoseResponse);
+        assert_eq!(w.sync(&d).await.unwrap_err().code, ErrorCode::Offline);
     }
-    net.fail_next(2, Fault::Duplicate);
-    sync(&d, &net, &tokens, &clock, Scope::Own).await.unwrap();
+    w.net.fail_next(2, Fault::Duplicate);
+    w.sync(&d).await.unwrap();
     assert_eq!(d.pending_count(), 0);
     assert_eq!(d.receipts.borrow().len(), 30);
-    let items = server_events(&app).await;
+    let items = w.events().await;
     assert_eq!(items.len(), 30, "no duplicates on the server");
     // Every stored receipt is the server's.
     for item in &items {
@@ -255,23 +299,13 @@ async fn lost_responses_never_duplicate() {
 
 #[tokio::test]
 async fn a_500_storm_backs_off_with_jitter_and_honours_retry_after() {
-    let (app, _f) = server().await;
-    let net = FaultyTransport::new(RouterTransport::new(app.clone()));
-    let tokens = Tokens::new("p-1", TokenScope::Own);
-    let clock = ManualClock::new(1_000_000);
-    let d = device("p-1", 3);
-    append(&d, "a", 5);
-    net.fail_all(Fault::Status(503, Some(7_000)));
+    let w = World::at(1_000_000).await;
+    let d = device_with("p-1", 3, "a", 5);
+    w.net.fail_all(Fault::Status(503, Some(7_000)));
     let mut previous_ceiling = 0;
     for attempt in 1..=8u32 {
-        let now = annal::clock::Clock::now_ms(&clock);
-        assert_eq!(
-            sync(&d, &net, &tokens, &clock, Scope::Own)
-                .await
-                .unwrap_err()
-                .code,
-            ErrorCode::Offline
-        );
+        let now = annal::clock::Clock::now_ms(&w.clock);
+        assert_eq!(w.sync(&d).await.unwrap_err().code, ErrorCode::Offline);
         let retry = d.state().retry;
         assert_eq!(retry.attempts, attempt);
         let delay = (retry.next_attempt_ms - now) as u64;
@@ -283,32 +317,22 @@ async fn a_500_storm_backs_off_with_jitter_and_honours_retry_after() {
         );
         assert!(ceiling >= previous_ceiling);
         previous_ceiling = ceiling;
-        clock.advance(delay as i64);
+        w.clock.advance(delay as i64);
     }
-    net.heal();
-    sync(&d, &net, &tokens, &clock, Scope::Own).await.unwrap();
+    w.net.heal();
+    w.sync(&d).await.unwrap();
     assert_eq!(d.state().retry.attempts, 0);
-    assert_eq!(server_events(&app).await.len(), 5);
+    assert_eq!(w.events().await.len(), 5);
 }
 
 #[tokio::test]
 async fn two_devices_converge_and_a_coordinator_sees_everyone() {
-    let (app, _f) = server().await;
-    let net = RouterTransport::new(app.clone());
-    let clock = ManualClock::new(0);
-    let patient = Tokens::new("p-1", TokenScope::Own);
-    let (phone, tablet) = (device("p-1", 4), device("p-1", 5));
-    append(&phone, "diary", 3);
-    append(&tablet, "meds", 4);
-    sync(&phone, &net, &patient, &clock, Scope::Own)
-        .await
-        .unwrap();
-    sync(&tablet, &net, &patient, &clock, Scope::Own)
-        .await
-        .unwrap();
-    sync(&phone, &net, &patient, &clock, Scope::Own)
-        .await
-        .unwrap();
+    let w = World::new().await;
+    let phone = device_with("p-1", 4, "diary", 3);
+    let tablet = device_with("p-1", 5, "meds", 4);
+    w.sync(&phone).await.unwrap();
+    w.sync(&tablet).await.unwrap();
+    w.sync(&phone).await.unwrap();
     assert_eq!(phone.remote.borrow().len(), 4);
     assert_eq!(tablet.remote.borrow().len(), 3);
     assert_eq!(
@@ -316,31 +340,17 @@ async fn two_devices_converge_and_a_coordinator_sees_everyone() {
         tablet.state().checkpoint,
         "both verified the same user ledger"
     );
-    let other = device("p-2", 6);
-    append(&other, "x", 2);
-    sync(
-        &other,
-        &net,
-        &Tokens::new("p-2", TokenScope::Own),
-        &clock,
-        Scope::Own,
-    )
-    .await
-    .unwrap();
+    let other = device_with("p-2", 6, "x", 2);
+    w.sync_as(&other, "p-2", Scope::Own).await.unwrap();
     assert!(
         other.remote.borrow().is_empty(),
         "another patient's events are never pulled"
     );
     let coordinator = device("coord", 7);
-    let report = sync(
-        &coordinator,
-        &net,
-        &Tokens::new("coord", TokenScope::Tenant),
-        &clock,
-        Scope::Tenant,
-    )
-    .await
-    .unwrap();
+    let report = w
+        .sync_as(&coordinator, "coord", Scope::Tenant)
+        .await
+        .unwrap();
     assert_eq!((report.pulled, report.verified), (9, 9));
     assert_eq!(coordinator.state().checkpoint.unwrap().ledger, "tenant");
 }
@@ -348,34 +358,23 @@ async fn two_devices_converge_and_a_coordinator_sees_everyone() {
 #[tokio::test]
 async fn a_server_that_rewrites_or_drops_history_is_caught() {
     for tamper in ["rewrite", "drop"] {
-        let (app, _f) = server().await;
-        let net = RouterTransport::new(app.clone());
-        let clock = ManualClock::new(0);
-        let tokens = Tokens::new("p-1", TokenScope::Own);
-        let (phone, tablet) = (device("p-1", 8), device("p-1", 9));
-        append(&tablet, "meds", 3);
-        sync(&tablet, &net, &tokens, &clock, Scope::Own)
-            .await
-            .unwrap();
-        sync(&phone, &net, &tokens, &clock, Scope::Own)
-            .await
-            .unwrap();
+        let w = World::new().await;
+        let phone = device("p-1", 8);
+        let tablet = device_with("p-1", 9, "meds", 3);
+        w.sync(&tablet).await.unwrap();
+        w.sync(&phone).await.unwrap();
         append(&tablet, "meds", 2);
-        sync(&tablet, &net, &tokens, &clock, Scope::Own)
-            .await
-            .unwrap();
+        w.sync(&tablet).await.unwrap();
         let checkpoint = phone.state().checkpoint;
-        *net.rewrite.borrow_mut() = Some(Box::new(move |page: &mut Value| {
+        w.rewrite_pulls(move |page: &mut Value| {
             let items = page["items"].as_array_mut().unwrap();
             if tamper == "drop" {
                 items.remove(0);
             } else {
                 items[1]["event"]["payload"] = json!({"i": 99});
             }
-        }));
-        let err = sync(&phone, &net, &tokens, &clock, Scope::Own)
-            .await
-            .unwrap_err();
+        });
+        let err = w.sync(&phone).await.unwrap_err();
         assert_eq!(err.code, ErrorCode::LedgerFork, "{tamper}: {}", err.message);
         assert_eq!(
             phone.state().checkpoint,
@@ -388,54 +387,29 @@ async fn a_server_that_rewrites_or_drops_history_is_caught() {
 
 #[tokio::test]
 async fn an_expired_token_is_refreshed_and_an_incompatible_server_gets_nothing() {
-    let (app, _f) = server().await;
-    let net = RouterTransport::new(app.clone());
-    let clock = ManualClock::new(0);
-    let tokens = Tokens::new("p-1", TokenScope::Own);
-    tokens.expired_first.set(true);
-    let d = device("p-1", 10);
-    append(&d, "a", 3);
-    sync(&d, &net, &tokens, &clock, Scope::Own).await.unwrap();
-    assert_eq!(tokens.refreshes.get(), 1);
+    let w = World::new().await;
+    w.tokens.expired_first.set(true);
+    let d = device_with("p-1", 10, "a", 3);
+    w.sync(&d).await.unwrap();
+    assert_eq!(w.tokens.refreshes.get(), 1);
     assert_eq!(d.pending_count(), 0);
 
-    let (app, _f2) = server().await;
-    let net = RouterTransport::new(app.clone());
-    *net.schema.borrow_mut() =
-        Some(json!({"protocol": {"min": 2, "max": 3}, "max_schema_version": {}}).to_string());
-    let d = device("p-1", 11);
-    append(&d, "a", 3);
-    let err = sync(
-        &d,
-        &net,
-        &Tokens::new("p-1", TokenScope::Own),
-        &clock,
-        Scope::Own,
-    )
-    .await
-    .unwrap_err();
+    let w = World::new().await;
+    w.claim_schema(json!({"protocol": {"min": 2, "max": 3}, "max_schema_version": {}}));
+    let d = device_with("p-1", 11, "a", 3);
+    let err = w.sync(&d).await.unwrap_err();
     assert_eq!(err.code, ErrorCode::SchemaIncompatible);
     assert!(err.message.contains("Upgrade"), "{}", err.message);
-    assert!(server_events(&app).await.is_empty(), "nothing was pushed");
+    assert!(w.events().await.is_empty(), "nothing was pushed");
     assert_eq!(d.pending_count(), 3);
 }
 
 #[tokio::test]
 async fn ten_thousand_queued_events_drain() {
-    let (app, _f) = server().await;
-    let net = RouterTransport::new(app.clone());
-    let d = device("p-1", 12);
-    append(&d, "a", 10_000);
-    let report = sync(
-        &d,
-        &net,
-        &Tokens::new("p-1", TokenScope::Own),
-        &ManualClock::new(0),
-        Scope::Own,
-    )
-    .await
-    .unwrap();
+    let w = World::new().await;
+    let d = device_with("p-1", 12, "a", 10_000);
+    let report = w.sync(&d).await.unwrap();
     assert_eq!(report.pushed, 10_000);
     assert_eq!(d.pending_count(), 0);
-    assert_eq!(server_events(&app).await.len(), 10_000);
+    assert_eq!(w.events().await.len(), 10_000);
 }
