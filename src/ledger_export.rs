@@ -739,6 +739,129 @@ pub fn submitted_hash(submitted: &Value) -> String {
     hex::encode(&Sha256::digest(canonical.as_bytes()))
 }
 
+// ---------------------------------------------------------------------------
+// Building exports for tests
+
+/// Test support, not API (hidden from the docs, and may change at any time):
+/// ledger exports built without a server, for annal's tests and
+/// annal-verify's.
+#[doc(hidden)]
+pub mod testing {
+    use super::{begin, end, item, submitted_hash};
+    use crate::ledger::{user_ledger, LedgerEntry, LedgerOutcome, LEDGER_GENESIS, TENANT_LEDGER};
+    use crate::record::Record;
+    use crate::{hex, strict_json};
+    use serde_json::{json, Value};
+
+    /// The tenant ledger and one user's ledger, with events entered as
+    /// annal-server enters them: both ledgers advance for every event, and
+    /// its receipt names both.
+    #[derive(Debug, Clone)]
+    pub struct Ledgers {
+        tenant_id: String,
+        user_id: String,
+        /// `seq` and `hash` of the last entry: the tenant ledger's, then the
+        /// user ledger's.
+        heads: [(u64, String); 2],
+        /// The items: the tenant ledger's, then the user ledger's.
+        items: [Vec<Value>; 2],
+    }
+
+    impl Ledgers {
+        /// Both ledgers empty.
+        pub fn new(tenant_id: &str, user_id: &str) -> Ledgers {
+            Ledgers {
+                tenant_id: tenant_id.into(),
+                user_id: user_id.into(),
+                heads: std::array::from_fn(|_| (0, LEDGER_GENESIS.to_string())),
+                items: [Vec::new(), Vec::new()],
+            }
+        }
+
+        /// Enters `record`, pushed as it is, with `outcome`, at
+        /// `received_at`. A quarantined event is recorded as a submission
+        /// refused for its schema; a conflict names one other event.
+        pub fn enter(&mut self, record: &Record, outcome: LedgerOutcome, received_at: &str) {
+            let pushed = json!({
+                "envelope": record.envelope.to_value(false),
+                "salt": hex::encode(&record.salt),
+                "payload": strict_json::parse(record.payload.as_str()).expect("a payload is JSON"),
+            });
+            let event_hash = match outcome {
+                LedgerOutcome::Accepted | LedgerOutcome::Conflict => record.envelope.hash.clone(),
+                LedgerOutcome::Quarantined => submitted_hash(&pushed),
+            };
+            let mut entries = Vec::new();
+            for (name, head) in [TENANT_LEDGER.to_string(), user_ledger(&self.user_id)]
+                .into_iter()
+                .zip(self.heads.iter_mut())
+            {
+                let mut e = LedgerEntry {
+                    tenant_id: self.tenant_id.clone(),
+                    ledger: name,
+                    seq: head.0 + 1,
+                    event_hash: event_hash.clone(),
+                    outcome,
+                    received_at: received_at.into(),
+                    prev: head.1.clone(),
+                    hash: String::new(),
+                };
+                e.seal();
+                *head = (e.seq, e.hash.clone());
+                entries.push(e);
+            }
+            let receipt = json!({
+                "server_seq": entries[0].seq,
+                "user_seq": entries[1].seq,
+                "ledger_hash": entries[0].hash,
+                "user_ledger_hash": entries[1].hash,
+                "received_at": received_at,
+            });
+            for (entry, items) in entries.iter().zip(self.items.iter_mut()) {
+                let mut item = json!({"entry": entry, "receipt": receipt});
+                match outcome {
+                    LedgerOutcome::Accepted => item["event"] = pushed.clone(),
+                    LedgerOutcome::Conflict => {
+                        item["event"] = pushed.clone();
+                        item["conflicts_with"] = json!(["018bcfe5-7000-7fff-bfff-ffffffffffff"]);
+                    }
+                    LedgerOutcome::Quarantined => {
+                        item["quarantine"] = json!({
+                            "code": "SCHEMA_NOT_ALLOWED",
+                            "message": "noted schema_version 1 is above 0",
+                            "claimed_hash": record.envelope.hash,
+                            "submitted": pushed,
+                        });
+                    }
+                }
+                items.push(item);
+            }
+        }
+
+        /// The export of `ledger`, the tenant ledger or the user's, as
+        /// annal-server writes it.
+        pub fn export(&self, ledger: &str, exported_at: &str) -> String {
+            let own = if ledger == TENANT_LEDGER {
+                0
+            } else {
+                assert_eq!(
+                    ledger,
+                    user_ledger(&self.user_id),
+                    "not one of these ledgers"
+                );
+                1
+            };
+            let mut text = begin(&self.tenant_id, ledger, exported_at);
+            for (i, it) in self.items[own].iter().enumerate() {
+                text.push_str(&item(i == 0, it));
+            }
+            let (seq, hash) = &self.heads[own];
+            text.push_str(&end(*seq, hash));
+            text
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -747,34 +870,22 @@ mod tests {
     use crate::entropy::SeededEntropy;
     use crate::ledger::{format_received_at, user_ledger, LEDGER_GENESIS};
     use crate::memory::MemoryStore;
-    use crate::record::Record;
     use crate::state::Identity;
     use serde_json::json;
+    use testing::Ledgers;
 
     const TENANT: &str = "study-1";
     const USER: &str = "nurse-1";
 
-    /// What the simulated server does with the nth event.
-    #[derive(Clone, Copy, PartialEq)]
-    enum Kind {
-        Accepted,
-        Conflict,
-        Quarantined,
-    }
-
-    /// A ledger export of `ledger` built as annal-server enters events: both
-    /// ledgers advance for every event, and the receipt names both.
-    fn export(ledger: &str, kinds: &[Kind]) -> Value {
+    /// A ledger export of `ledger` with an event of each outcome in
+    /// `outcomes`, in order.
+    fn export(ledger: &str, outcomes: &[LedgerOutcome]) -> Value {
         let clock = ManualClock::new(1_700_000_000_000);
         let entropy = SeededEntropy::new(7);
         let identity = Identity::generate(TENANT, USER, &clock, &entropy);
         let mut store = MemoryStore::new(identity, Box::new(clock), Box::new(entropy));
-        let mut heads = [
-            (0u64, LEDGER_GENESIS.to_string()),
-            (0u64, LEDGER_GENESIS.to_string()),
-        ];
-        let mut items = Vec::new();
-        for (i, kind) in kinds.iter().enumerate() {
+        let mut ledgers = Ledgers::new(TENANT, USER);
+        for (i, outcome) in outcomes.iter().enumerate() {
             let record = store
                 .append(
                     Draft::from_value(&json!({
@@ -786,90 +897,21 @@ mod tests {
                     .unwrap(),
                 )
                 .unwrap();
-            let pushed = pushed_entry(&record);
             let received_at = format_received_at(1_763_776_279_000_000 + i as i64 * 1234);
-            let (outcome, event_hash) = match kind {
-                Kind::Accepted => (LedgerOutcome::Accepted, record.envelope.hash.clone()),
-                Kind::Conflict => (LedgerOutcome::Conflict, record.envelope.hash.clone()),
-                Kind::Quarantined => (LedgerOutcome::Quarantined, submitted_hash(&pushed)),
-            };
-            let mut entries = Vec::new();
-            for (name, head) in [TENANT_LEDGER.to_string(), user_ledger(USER)]
-                .into_iter()
-                .zip(heads.iter_mut())
-            {
-                let mut e = LedgerEntry {
-                    tenant_id: TENANT.into(),
-                    ledger: name,
-                    seq: head.0 + 1,
-                    event_hash: event_hash.clone(),
-                    outcome,
-                    received_at: received_at.clone(),
-                    prev: head.1.clone(),
-                    hash: String::new(),
-                };
-                e.seal();
-                *head = (e.seq, e.hash.clone());
-                entries.push(e);
-            }
-            let own = if ledger == TENANT_LEDGER {
-                &entries[0]
-            } else {
-                &entries[1]
-            };
-            let mut item = json!({
-                "entry": own,
-                "receipt": {
-                    "server_seq": entries[0].seq,
-                    "user_seq": entries[1].seq,
-                    "ledger_hash": entries[0].hash,
-                    "user_ledger_hash": entries[1].hash,
-                    "received_at": received_at,
-                },
-            });
-            match kind {
-                Kind::Accepted => item["event"] = pushed,
-                Kind::Conflict => {
-                    item["event"] = pushed;
-                    item["conflicts_with"] = json!(["018bcfe5-7000-7fff-bfff-ffffffffffff"]);
-                }
-                Kind::Quarantined => {
-                    item["quarantine"] = json!({
-                        "code": "SCHEMA_NOT_ALLOWED",
-                        "message": "noted schema_version 1 is above 0",
-                        "claimed_hash": record.envelope.hash,
-                        "submitted": pushed,
-                    });
-                }
-            }
-            items.push(item);
+            ledgers.enter(&record, *outcome, &received_at);
         }
-        let own = usize::from(ledger != TENANT_LEDGER);
-        let mut text = begin(TENANT, ledger, "2025-11-22T02:00:00.000000Z");
-        for (i, item) in items.iter().enumerate() {
-            text.push_str(&super::item(i == 0, item));
-        }
-        text.push_str(&end(heads[own].0, &heads[own].1));
-        strict_json::parse(&text).unwrap()
+        strict_json::parse(&ledgers.export(ledger, "2025-11-22T02:00:00.000000Z")).unwrap()
     }
 
-    fn pushed_entry(r: &Record) -> Value {
-        json!({
-            "envelope": r.envelope.to_value(false),
-            "salt": hex::encode(&r.salt),
-            "payload": strict_json::parse(r.payload.as_str()).unwrap(),
-        })
-    }
-
-    const MIX: [Kind; 8] = [
-        Kind::Accepted,
-        Kind::Accepted,
-        Kind::Quarantined,
-        Kind::Accepted,
-        Kind::Conflict,
-        Kind::Accepted,
-        Kind::Accepted,
-        Kind::Accepted,
+    const MIX: [LedgerOutcome; 8] = [
+        LedgerOutcome::Accepted,
+        LedgerOutcome::Accepted,
+        LedgerOutcome::Quarantined,
+        LedgerOutcome::Accepted,
+        LedgerOutcome::Conflict,
+        LedgerOutcome::Accepted,
+        LedgerOutcome::Accepted,
+        LedgerOutcome::Accepted,
     ];
 
     fn valid() -> Value {

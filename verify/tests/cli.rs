@@ -8,10 +8,9 @@ use annal::clock::ManualClock;
 use annal::draft::Draft;
 use annal::entropy::SeededEntropy;
 use annal::envelope::{Envelope, GENESIS_HASH};
-use annal::ledger::{
-    format_received_at, user_ledger, LedgerEntry, LedgerOutcome, LEDGER_GENESIS, TENANT_LEDGER,
-};
+use annal::ledger::{format_received_at, LedgerOutcome, LEDGER_GENESIS, TENANT_LEDGER};
 use annal::ledger_export;
+use annal::ledger_export::testing::Ledgers;
 use annal::memory::MemoryStore;
 use annal::payload::{Payload, SALT_LEN};
 use annal::state::Identity;
@@ -548,10 +547,8 @@ const LEDGER_LEN: u64 = 8;
 /// names both.
 fn valid_ledger_export(ledger: &str) -> String {
     let mut store = empty_store();
-    let user = store.identity().user_id.clone();
-    let tenant = store.identity().tenant_id.clone();
-    let mut heads: [(u64, String); 2] = std::array::from_fn(|_| (0, LEDGER_GENESIS.to_string()));
-    let mut text = ledger_export::begin(&tenant, ledger, "2025-11-22T02:00:00.000000Z");
+    let identity = store.identity().clone();
+    let mut ledgers = Ledgers::new(&identity.tenant_id, &identity.user_id);
     for i in 1..=LEDGER_LEN {
         let record = store
             .append(
@@ -564,67 +561,15 @@ fn valid_ledger_export(ledger: &str) -> String {
                 .expect("a valid draft"),
             )
             .expect("append to a memory store");
-        let pushed = json!({
-            "envelope": record.envelope.to_value(false),
-            "salt": annal::hex::encode(&record.salt),
-            "payload": serde_json::from_str::<Value>(record.payload.as_str()).expect("JSON"),
-        });
         let outcome = match i {
             3 => LedgerOutcome::Quarantined,
             5 => LedgerOutcome::Conflict,
             _ => LedgerOutcome::Accepted,
         };
         let received_at = format_received_at(1_763_776_279_000_000 + i as i64 * 1001);
-        let mut entries = Vec::new();
-        for (name, head) in [TENANT_LEDGER.to_string(), user_ledger(&user)]
-            .into_iter()
-            .zip(heads.iter_mut())
-        {
-            let mut e = LedgerEntry {
-                tenant_id: tenant.clone(),
-                ledger: name,
-                seq: head.0 + 1,
-                event_hash: ledger_export::submitted_hash(&pushed),
-                outcome,
-                received_at: received_at.clone(),
-                prev: head.1.clone(),
-                hash: String::new(),
-            };
-            e.seal();
-            *head = (e.seq, e.hash.clone());
-            entries.push(e);
-        }
-        let own = &entries[usize::from(ledger != TENANT_LEDGER)];
-        let mut item = json!({
-            "entry": own,
-            "receipt": {
-                "server_seq": entries[0].seq,
-                "user_seq": entries[1].seq,
-                "ledger_hash": entries[0].hash,
-                "user_ledger_hash": entries[1].hash,
-                "received_at": received_at,
-            },
-        });
-        match outcome {
-            LedgerOutcome::Quarantined => {
-                item["quarantine"] = json!({
-                    "code": "SCHEMA_NOT_ALLOWED",
-                    "message": "noted schema_version 1 is above 0",
-                    "claimed_hash": record.envelope.hash,
-                    "submitted": pushed,
-                });
-            }
-            LedgerOutcome::Conflict => {
-                item["event"] = pushed;
-                item["conflicts_with"] = json!(["018bcfe5-7000-7fff-bfff-ffffffffffff"]);
-            }
-            LedgerOutcome::Accepted => item["event"] = pushed,
-        }
-        text.push_str(&ledger_export::item(i == 1, &item));
+        ledgers.enter(&record, outcome, &received_at);
     }
-    let own = &heads[usize::from(ledger != TENANT_LEDGER)];
-    text.push_str(&ledger_export::end(own.0, &own.1));
-    text
+    ledgers.export(ledger, "2025-11-22T02:00:00.000000Z")
 }
 
 /// What a run on a ledger export must report.
