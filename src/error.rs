@@ -35,6 +35,8 @@ pub enum ErrorCode {
     LedgerFork,
     /// The sync server speaks no protocol version this annal speaks.
     SchemaIncompatible,
+    /// `cancelSync()` stopped a sync pass; nothing was lost.
+    Cancelled,
 }
 
 impl ErrorCode {
@@ -55,11 +57,12 @@ impl ErrorCode {
             ErrorCode::Unauthorized => "ANNAL_UNAUTHORIZED",
             ErrorCode::LedgerFork => "ANNAL_LEDGER_FORK",
             ErrorCode::SchemaIncompatible => "ANNAL_SCHEMA_INCOMPATIBLE",
+            ErrorCode::Cancelled => "ANNAL_CANCELLED",
         }
     }
 
     /// Every code, for exhaustive tests of the JavaScript mapping.
-    pub const ALL: [ErrorCode; 14] = [
+    pub const ALL: [ErrorCode; 15] = [
         ErrorCode::Validation,
         ErrorCode::VersionConflict,
         ErrorCode::Storage,
@@ -74,6 +77,7 @@ impl ErrorCode {
         ErrorCode::Unauthorized,
         ErrorCode::LedgerFork,
         ErrorCode::SchemaIncompatible,
+        ErrorCode::Cancelled,
     ];
 }
 

@@ -19,6 +19,7 @@ export type ErrorCode =
   | "ANNAL_UNAUTHORIZED"
   | "ANNAL_LEDGER_FORK"
   | "ANNAL_SCHEMA_INCOMPATIBLE"
+  | "ANNAL_CANCELLED"
   | "ANNAL_INTERNAL";
 
 /** Where an error applies. */
@@ -95,6 +96,11 @@ export class AnnalLedgerForkError extends AnnalError {}
  * was pushed. Upgrade the app or the server so they share a version.
  */
 export class AnnalSchemaIncompatibleError extends AnnalError {}
+/**
+ * `cancelSync()` stopped the sync pass. Nothing was lost: events that were
+ * not acknowledged stay in the outbox. Call `sync()` to go on.
+ */
+export class AnnalCancelledError extends AnnalError {}
 /** A bug in annal. Reload the page; please report it. */
 export class AnnalInternalError extends AnnalError {}
 
@@ -112,8 +118,15 @@ const CLASSES: Record<ErrorCode, new (code: ErrorCode, message: string, details?
   ANNAL_UNAUTHORIZED: AnnalUnauthorizedError,
   ANNAL_LEDGER_FORK: AnnalLedgerForkError,
   ANNAL_SCHEMA_INCOMPATIBLE: AnnalSchemaIncompatibleError,
+  ANNAL_CANCELLED: AnnalCancelledError,
   ANNAL_INTERNAL: AnnalInternalError,
 };
+
+/** The AnnalError subclass for `code` (ANNAL_INTERNAL for an unknown code), e.g. for an error that crossed a BroadcastChannel. */
+export function errorFromCode(code: string, message: string): AnnalError {
+  const known = (code in CLASSES ? code : "ANNAL_INTERNAL") as ErrorCode;
+  return new CLASSES[known](known, message);
+}
 
 let poisoned: AnnalInternalError | undefined;
 

@@ -1,4 +1,6 @@
-export { EventStore, LockChangeEvent } from "./store.js";
+export { EventStore, LockChangeEvent, SyncStatusEvent, SyncProgressEvent, SyncErrorEvent, SyncOutcomeEvent } from "./store.js";
+export { storeKeyEncryptionKey, loadKeyEncryptionKey, forgetKeyEncryptionKey } from "./kek_store.js";
+export { BACKGROUND_SYNC_TAG } from "./sync/background.js";
 export type { EventStoreEventMap } from "./store.js";
 export { initAnnal } from "./init.js";
 export {
@@ -16,6 +18,7 @@ export {
   AnnalUnauthorizedError,
   AnnalLedgerForkError,
   AnnalSchemaIncompatibleError,
+  AnnalCancelledError,
   AnnalInternalError,
 } from "./errors.js";
 export type { ErrorCode, ErrorDetails } from "./errors.js";

@@ -1,7 +1,17 @@
 import { Store } from "../wasm/annal.js";
-import { guard, guardSync } from "./errors.js";
+import { AnnalError, AnnalValidationError, guard, guardSync } from "./errors.js";
 import { initAnnal } from "./init.js";
+import { StoreChannel, type ChannelMessage } from "./sync/channel.js";
+import { systemClock } from "./sync/clock.js";
+import { SyncController } from "./sync/controller.js";
+import { LiveStream } from "./sync/live.js";
+import { BACKGROUND_SYNC_TAG, postAndConfirm, postToServiceWorker } from "./sync/background.js";
 import type {
+  BackgroundSyncMode,
+  Clock,
+  EventBatchInfo,
+  EventSubscriptionFilter,
+  LiveSubscription,
   Aggregate,
   AppendEvent,
   Conflict,
@@ -53,9 +63,130 @@ export class LockChangeEvent extends Event {
   }
 }
 
+/**
+ * Fired as `"syncstatus"` whenever {@link EventStore.syncStatus} changes in
+ * this context: a pass starts or ends (here or in another context), events
+ * are appended or pulled, the store locks or unlocks, or leadership moves.
+ */
+export class SyncStatusEvent extends Event {
+  readonly status: SyncStatus;
+  readonly detail: SyncStatus;
+  constructor(status: SyncStatus) {
+    super("syncstatus");
+    this.status = status;
+    this.detail = status;
+  }
+}
+
+/** Fired as `"syncprogress"` after each page of a pull is verified and stored. */
+export class SyncProgressEvent extends Event {
+  /** Ledger entries verified so far in this pass. */
+  readonly verified: number;
+  /** The checkpoint's `seq` now. */
+  readonly seq: number;
+  /** Whether more pages follow. */
+  readonly more: boolean;
+  constructor(verified: number, seq: number, more: boolean) {
+    super("syncprogress");
+    this.verified = verified;
+    this.seq = seq;
+    this.more = more;
+  }
+}
+
+/**
+ * Fired as `"syncerror"` when an automatic pass fails (a direct `sync()`
+ * rejects instead). `ANNAL_LEDGER_FORK`, `ANNAL_UNAUTHORIZED` and
+ * `ANNAL_SCHEMA_INCOMPATIBLE` stop automatic sync until `sync()` is called.
+ */
+export class SyncErrorEvent extends Event {
+  readonly error: AnnalError;
+  constructor(error: AnnalError) {
+    super("syncerror");
+    this.error = error;
+  }
+}
+
+/** Fired as `"rejected"` or `"conflict"` when a pass stored new quarantined or conflicting events. */
+export class SyncOutcomeEvent extends Event {
+  /** The new entries, oldest first. */
+  readonly items: Rejected[] | Conflict[];
+  constructor(type: "rejected" | "conflict", items: Rejected[] | Conflict[]) {
+    super(type);
+    this.items = items;
+  }
+}
+
 /** The events an {@link EventStore} fires. */
 export interface EventStoreEventMap {
   lockchange: LockChangeEvent;
+  syncstatus: SyncStatusEvent;
+  syncprogress: SyncProgressEvent;
+  syncerror: SyncErrorEvent;
+  rejected: SyncOutcomeEvent;
+  conflict: SyncOutcomeEvent;
+}
+
+type Subscriber = { filter: EventSubscriptionFilter; callback: (events: StoredEvent[], info: EventBatchInfo) => void };
+
+function matches(filter: EventSubscriptionFilter, e: StoredEvent): boolean {
+  return (
+    (filter.aggregateId === undefined || filter.aggregateId === e.aggregateId) &&
+    (filter.aggregateType === undefined || filter.aggregateType === e.aggregateType) &&
+    (filter.eventType === undefined || filter.eventType === e.eventType)
+  );
+}
+
+function checkFilter(filter: unknown, what: string): EventSubscriptionFilter {
+  if (filter === undefined || filter === null) return {};
+  if (typeof filter !== "object" || Array.isArray(filter)) {
+    throw new AnnalValidationError("ANNAL_VALIDATION", `${what} takes a filter object { aggregateId?, aggregateType?, eventType? }`, { field: "filter" });
+  }
+  const f = filter as Record<string, unknown>;
+  for (const [key, value] of Object.entries(f)) {
+    if (key === "source") {
+      if (value !== undefined && value !== "local" && value !== "remote") {
+        throw new AnnalValidationError("ANNAL_VALIDATION", `source must be "local" or "remote"`, { field: "source" });
+      }
+    } else if (key === "aggregateId" || key === "aggregateType" || key === "eventType") {
+      if (value !== undefined && typeof value !== "string") {
+        throw new AnnalValidationError("ANNAL_VALIDATION", `${key} must be a string`, { field: key });
+      }
+    } else {
+      throw new AnnalValidationError("ANNAL_VALIDATION", `unknown filter field ${key}; ${what} filters by aggregateId, aggregateType, eventType and source`, { field: key });
+    }
+  }
+  return f as EventSubscriptionFilter;
+}
+
+function checkCallback(callback: unknown, what: string): void {
+  if (typeof callback !== "function") {
+    throw new AnnalValidationError("ANNAL_VALIDATION", `${what} needs a callback function as its second argument`, { field: "callback" });
+  }
+}
+
+/** A whole number in `[min, max]`, or the default. */
+function checkMs(options: Record<string, unknown>, key: string, fallback: number, min: number, max: number): number {
+  const value = options[key];
+  if (value === undefined) return fallback;
+  if (typeof value !== "number" || !Number.isInteger(value) || value < min || value > max) {
+    throw new AnnalValidationError("ANNAL_VALIDATION", `${key} must be a whole number of milliseconds from ${min} to ${max}`, { field: key });
+  }
+  return value;
+}
+
+/** The options `configureSync()` takes. */
+const SYNC_OPTIONS = ["serverUrl", "getToken", "scope", "auto", "intervalMs", "debounceMs", "timeoutMs", "clock"];
+
+function checkClock(value: unknown): Clock {
+  if (value === undefined) return systemClock;
+  const c = value as Partial<Clock> | null;
+  if (!c || typeof c.now !== "function" || typeof c.setTimeout !== "function" || typeof c.clearTimeout !== "function") {
+    throw new AnnalValidationError("ANNAL_VALIDATION", "clock must have now(), setTimeout(callback, ms) and clearTimeout(handle), like FakeClock from annal/testing", {
+      field: "clock",
+    });
+  }
+  return c as Clock;
 }
 
 // Typed listeners for the events above; other types fall through to EventTarget.
@@ -94,11 +225,30 @@ export interface EventStore {
  */
 export class EventStore extends EventTarget {
   readonly #raw: Store;
+  readonly #name: string;
+  readonly #channel: StoreChannel;
+  readonly #subscribers = new Set<Subscriber>();
+  readonly #lives = new Set<LiveStream>();
+  #sync: SyncController | undefined;
+  #syncOptions: SyncOptions | undefined;
+  #clock: Clock = systemClock;
+  #statusTimer: ReturnType<typeof setTimeout> | undefined;
+  #lastStatus = "";
+  #closed = false;
 
-  private constructor(raw: Store) {
+  private constructor(raw: Store, name: string) {
     super();
     this.#raw = raw;
-    guardSync(() => raw.onLockChange((locked: boolean) => void this.dispatchEvent(new LockChangeEvent(locked))));
+    this.#name = name;
+    this.#channel = new StoreChannel(name);
+    this.#channel.listen((m) => this.#onMessage(m));
+    guardSync(() =>
+      raw.onLockChange((locked: boolean) => {
+        this.dispatchEvent(new LockChangeEvent(locked));
+        if (!locked) this.#sync?.unlocked();
+        this.#statusChanged();
+      }),
+    );
   }
 
   /**
@@ -122,7 +272,8 @@ export class EventStore extends EventTarget {
   static async open(options: OpenOptions): Promise<EventStore> {
     return guard(async () => {
       await initAnnal();
-      return new EventStore(await Store.open(options));
+      const raw = await Store.open(options);
+      return new EventStore(raw, (options as { name: string }).name);
     });
   }
 
@@ -165,7 +316,11 @@ export class EventStore extends EventTarget {
    * @throws `ANNAL_LOCKED` while an encrypted store is locked: unlock, retry.
    */
   append(event: AppendEvent): Promise<StoredEvent> {
-    return guard(() => this.#raw.append(event));
+    return guard(async () => {
+      const stored = (await this.#raw.append(event)) as StoredEvent;
+      this.#appended([stored]);
+      return stored;
+    });
   }
 
   /**
@@ -174,7 +329,11 @@ export class EventStore extends EventTarget {
    * @throws as {@link EventStore.append}.
    */
   appendBatch(events: AppendEvent[]): Promise<StoredEvent[]> {
-    return guard(() => this.#raw.appendBatch(events));
+    return guard(async () => {
+      const stored = (await this.#raw.appendBatch(events)) as StoredEvent[];
+      this.#appended(stored);
+      return stored;
+    });
   }
 
   /**
@@ -358,6 +517,13 @@ export class EventStore extends EventTarget {
    * store.configureSync({ serverUrl: "https://sync.example.org", getToken: (refresh) => myAuth.token({ refresh }) });
    * ```
    *
+   * With `auto` (the default) sync then runs by itself: after appends
+   * (debounced by `debounceMs`), on `online`, when the page becomes
+   * visible, every `intervalMs`, and at the retry time after a failure.
+   * Only one context of the origin syncs at a time: the one holding the Web
+   * Lock `annal-sync:<name>` ({@link SyncStatus.leader}); closing it hands
+   * sync to the next. Failures of automatic passes fire `"syncerror"`.
+   *
    * @throws `ANNAL_VALIDATION` (with `field`) for missing or malformed
    *   options: a `serverUrl` that is not an `http://` or `https://` URL, a
    *   `getToken` that is not a function, a `scope` other than `"own"` or
@@ -365,7 +531,41 @@ export class EventStore extends EventTarget {
    * @throws `ANNAL_CLOSED` after `close()`.
    */
   configureSync(options: SyncOptions): void {
-    guardSync(() => this.#raw.configureSync(options));
+    guardSync(() => {
+      const o = (options ?? {}) as unknown as Record<string, unknown>;
+      const unknown = Object.keys(o).find((k) => !SYNC_OPTIONS.includes(k));
+      if (unknown !== undefined) {
+        throw new AnnalValidationError("ANNAL_VALIDATION", `unknown sync option ${JSON.stringify(unknown)}; configureSync() takes ${SYNC_OPTIONS.join(", ")}`, {
+          field: unknown,
+        });
+      }
+      if (o.auto !== undefined && typeof o.auto !== "boolean") {
+        throw new AnnalValidationError("ANNAL_VALIDATION", "auto must be true or false", { field: "auto" });
+      }
+      const schedule = {
+        auto: o.auto !== false,
+        intervalMs: checkMs(o, "intervalMs", 60_000, 1_000, 86_400_000),
+        debounceMs: checkMs(o, "debounceMs", 1_000, 0, 600_000),
+        clock: checkClock(o.clock),
+      };
+      this.#raw.configureSync({ ...options, clock: schedule.clock });
+      this.#sync?.close();
+      this.#syncOptions = options;
+      this.#clock = schedule.clock;
+      this.#sync = new SyncController(
+        {
+          raw: this.#raw,
+          name: this.#name,
+          channel: this.#channel,
+          pulled: (events) => this.#deliver(events, "remote"),
+          statusChanged: () => this.#statusChanged(),
+          progress: (verified, seq, more) => this.dispatchEvent(new SyncProgressEvent(verified, seq, more)),
+          passEnded: (report, error, automatic) => this.#passEnded(report, error, automatic),
+        },
+        schedule,
+      );
+      this.#sync.start();
+    });
   }
 
   /**
@@ -376,7 +576,10 @@ export class EventStore extends EventTarget {
    * server quarantined or flagged, in {@link EventStore.rejected} and
    * {@link EventStore.conflicts}. No event is lost or duplicated by a
    * failed or repeated pass. A second `sync()` in this context waits for
-   * the running one, then runs.
+   * the running one, then runs. When another tab or worker holds the sync
+   * lock, the pass runs there and this call resolves with its report.
+   *
+   * @throws `ANNAL_CANCELLED` when {@link EventStore.cancelSync} stopped it.
    *
    * @throws `ANNAL_OFFLINE` when the server cannot be reached, times out or
    *   answers 5xx or 429: the events wait in the outbox; call `sync()`
@@ -399,7 +602,22 @@ export class EventStore extends EventTarget {
    * @throws `ANNAL_LOCKED` while an encrypted store is locked: unlock, retry.
    */
   sync(): Promise<SyncReport> {
-    return guard(() => this.#raw.sync());
+    return guard(async () => {
+      if (!this.#sync) return (await this.#raw.sync(undefined, undefined)) as SyncReport;
+      return this.#sync.sync();
+    });
+  }
+
+  /**
+   * Stops sync in this context: automatic sync ends (and the sync lock
+   * passes to another context) until {@link EventStore.configureSync} is
+   * called again, and a pass running here (or forwarded from here) rejects
+   * with `ANNAL_CANCELLED`, its request in flight aborted. Nothing is lost:
+   * events not yet acknowledged stay in the outbox. `sync()` still works.
+   */
+  cancelSync(): void {
+    this.#sync?.stop();
+    guardSync(() => this.#raw.cancelSync());
   }
 
   /**
@@ -411,7 +629,124 @@ export class EventStore extends EventTarget {
    * @throws `ANNAL_LOCKED` while an encrypted store is locked: unlock, retry.
    */
   syncStatus(): Promise<SyncStatus> {
-    return guard(() => this.#raw.syncStatus());
+    return guard(async () => {
+      const status = (await this.#raw.syncStatus()) as SyncStatus;
+      status.leader = this.#sync?.leader ?? false;
+      if (this.#sync?.syncing && status.state !== "locked") status.state = "syncing";
+      return status;
+    });
+  }
+
+  /**
+   * Calls `callback(events, { source })` for new events of this store that
+   * match `filter`: this device's appends in any tab or worker (`"local"`),
+   * and other devices' events once pulled and verified (`"remote"`). Events
+   * that exist already are not replayed: read them with `events()`. Returns
+   * the function that unsubscribes; nothing stays registered after it.
+   *
+   * @throws `ANNAL_VALIDATION` for a malformed filter or a missing callback.
+   */
+  subscribe(filter: EventSubscriptionFilter | undefined, callback: (events: StoredEvent[], info: EventBatchInfo) => void): () => void {
+    return guardSync(() => {
+      const f = checkFilter(filter, "subscribe()");
+      checkCallback(callback, "subscribe()");
+      const subscriber: Subscriber = { filter: f, callback };
+      this.#subscribers.add(subscriber);
+      return () => void this.#subscribers.delete(subscriber);
+    });
+  }
+
+  /**
+   * Follows the server in real time: opens its Server-Sent Events stream
+   * (through `fetch`, so the token goes in the `Authorization` header), and
+   * for each entry it announces runs a pull that verifies it before
+   * `callback` sees it. So `callback` gets other devices' events matching
+   * `filter`, verified, in ledger order, seconds after they reach the
+   * server. The stream reconnects with backoff and resumes with
+   * `Last-Event-ID`; a pull on every reconnection recovers what was missed.
+   * `close()` on the result closes the stream.
+   *
+   * @throws `ANNAL_VALIDATION` before {@link EventStore.configureSync}, and
+   *   for a malformed filter or a missing callback.
+   */
+  live(filter: Omit<EventSubscriptionFilter, "source"> | undefined, callback: (events: StoredEvent[]) => void): LiveSubscription {
+    return guardSync(() => {
+      const f = checkFilter(filter, "live()");
+      checkCallback(callback, "live()");
+      const options = this.#syncOptions;
+      if (!options) {
+        throw new AnnalValidationError("ANNAL_VALIDATION", "call configureSync({ serverUrl, getToken }) before live()", { field: "sync" });
+      }
+      const unsubscribe = this.subscribe({ ...f, source: "remote" }, (events) => callback(events));
+      const stream: LiveStream = new LiveStream({
+        serverUrl: options.serverUrl,
+        getToken: (refresh) => options.getToken(refresh),
+        clock: this.#clock,
+        checkpointSeq: async () => (await this.syncStatus()).checkpoint?.seq ?? 0,
+        sync: () => this.sync(),
+        closed: () => {
+          unsubscribe();
+          this.#lives.delete(stream);
+        },
+      });
+      this.#lives.add(stream);
+      return stream;
+    });
+  }
+
+  /**
+   * Asks the app's service worker (which calls `registerAnnalSync` or
+   * `annalSync` from `annal/sw`) to sync this store in the background, even
+   * after every page is closed. Uses Background Sync (tag `annal-sync`)
+   * where the browser has it (Chromium); else periodic background sync
+   * where granted; else a message, so the worker syncs now and again when
+   * it next starts. On an encrypted store unlocked with a passphrase, it
+   * also hands the worker this unlock's session key (a non-extractable
+   * `CryptoKey`, kept in the worker's memory only) so it can sync while the
+   * store stays unlocked here. Resolves with the mechanism used.
+   *
+   * @throws `ANNAL_VALIDATION` when no service worker controls this page
+   *   (register one first), or outside a page.
+   */
+  requestBackgroundSync(): Promise<BackgroundSyncMode> {
+    return guard(async () => {
+      const container = typeof navigator !== "undefined" ? navigator.serviceWorker : undefined;
+      if (!container || typeof window === "undefined") {
+        throw new AnnalValidationError("ANNAL_VALIDATION", "requestBackgroundSync() works in a page that registered a service worker", { field: "serviceWorker" });
+      }
+      // A worker registered but still installing is waited for, briefly.
+      const registration = (await container.getRegistration())
+        ? await Promise.race([container.ready, new Promise<undefined>((ok) => setTimeout(() => ok(undefined), 5_000))])
+        : undefined;
+      if (!registration?.active) {
+        throw new AnnalValidationError(
+          "ANNAL_VALIDATION",
+          "no active service worker: register one that calls registerAnnalSync() from annal/sw, then call requestBackgroundSync() again",
+          { field: "serviceWorker" },
+        );
+      }
+      const key = this.#raw.sessionKey() as CryptoKey | null;
+      if (key) await postAndConfirm(registration.active, { annal: "session", name: this.#name, key });
+      const withSync = registration as ServiceWorkerRegistration & {
+        sync?: { register(tag: string): Promise<void> };
+        periodicSync?: { register(tag: string, options: { minInterval: number }): Promise<void> };
+      };
+      if (withSync.sync) {
+        await withSync.sync.register(BACKGROUND_SYNC_TAG);
+        return "sync";
+      }
+      if (withSync.periodicSync) {
+        try {
+          await withSync.periodicSync.register(BACKGROUND_SYNC_TAG, { minInterval: 12 * 60 * 60 * 1000 });
+          postToServiceWorker(registration.active, { annal: "sync", name: this.#name });
+          return "periodicsync";
+        } catch {
+          // Not granted (the site is not installed): fall through.
+        }
+      }
+      postToServiceWorker(registration.active, { annal: "sync", name: this.#name });
+      return "message";
+    });
   }
 
   /**
@@ -458,6 +793,89 @@ export class EventStore extends EventTarget {
    * store's keys are erased from memory.
    */
   close(): void {
+    this.#closed = true;
+    for (const live of [...this.#lives]) live.close();
+    this.#sync?.close();
+    this.#sync = undefined;
+    this.#subscribers.clear();
+    this.#channel.close();
+    if (this.#statusTimer !== undefined) clearTimeout(this.#statusTimer);
     guardSync(() => this.#raw.close());
+  }
+
+  /** Tells subscribers, other contexts and the scheduler about new local events. */
+  #appended(events: StoredEvent[]): void {
+    if (events.length === 0) return;
+    const from = events[0]!.deviceSeq;
+    const to = events[events.length - 1]!.deviceSeq;
+    this.#channel.post({ type: "appended", from, to });
+    this.#deliver(events, "local");
+    this.#sync?.appended();
+    this.#statusChanged();
+  }
+
+  #deliver(events: StoredEvent[], source: "local" | "remote"): void {
+    for (const s of [...this.#subscribers]) {
+      if (s.filter.source !== undefined && s.filter.source !== source) continue;
+      const mine = events.filter((e) => matches(s.filter, e));
+      if (mine.length === 0) continue;
+      try {
+        s.callback(mine, { source });
+      } catch (e) {
+        // A subscriber's bug must not break appends or sync.
+        queueMicrotask(() => {
+          throw e;
+        });
+      }
+    }
+  }
+
+  #onMessage(m: ChannelMessage): void {
+    if (this.#closed) return;
+    if (m.type === "pulled") this.#deliver(m.events, "remote");
+    if (m.type === "appended") {
+      if (![...this.#subscribers].some((s) => s.filter.source !== "remote")) return;
+      // Read them here: the message carries only their range.
+      this.events({ fromSeq: m.from, toSeq: m.to }).then(
+        (events) => this.#deliver(events, "local"),
+        () => undefined,
+      );
+    }
+  }
+
+  /** Recomputes the status soon (coalesced) and fires "syncstatus" if it changed. */
+  #statusChanged(): void {
+    if (this.#closed || this.#statusTimer !== undefined) return;
+    this.#statusTimer = setTimeout(() => {
+      this.#statusTimer = undefined;
+      if (this.#closed) return;
+      this.syncStatus().then(
+        (status) => {
+          const key = JSON.stringify(status);
+          if (key === this.#lastStatus || this.#closed) return;
+          this.#lastStatus = key;
+          this.dispatchEvent(new SyncStatusEvent(status));
+        },
+        () => undefined,
+      );
+    }, 20);
+  }
+
+  #passEnded(report: SyncReport | undefined, error: AnnalError | undefined, automatic: boolean): void {
+    if (error && automatic && error.code !== "ANNAL_CANCELLED" && error.code !== "ANNAL_CLOSED") {
+      this.dispatchEvent(new SyncErrorEvent(error));
+    }
+    if (report && report.rejected > 0) {
+      this.rejected().then(
+        (all) => this.dispatchEvent(new SyncOutcomeEvent("rejected", all.slice(-report.rejected))),
+        () => undefined,
+      );
+    }
+    if (report && report.conflicts > 0) {
+      this.conflicts().then(
+        (all) => this.dispatchEvent(new SyncOutcomeEvent("conflict", all.slice(-report.conflicts))),
+        () => undefined,
+      );
+    }
   }
 }

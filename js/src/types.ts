@@ -240,7 +240,61 @@ export interface SyncOptions {
    * token must carry scope `tenant`).
    */
   scope?: "own" | "tenant";
+  /**
+   * Sync by itself (default `true`): after appends (debounced), when the
+   * network comes back (`online`), when the page becomes visible, every
+   * `intervalMs`, and at the retry time after a failure. One context of the
+   * origin does it at a time (the one holding the Web Lock
+   * `annal-sync:<name>`). `false`: only {@link EventStore.sync} syncs.
+   */
+  auto?: boolean;
+  /** Milliseconds between automatic passes, also when nothing was appended (to pull). Default 60000; at least 1000. */
+  intervalMs?: number;
+  /** Milliseconds to wait after an append for more before pushing. Default 1000; 0 to 600000. */
+  debounceMs?: number;
+  /** How long one request may take before it counts as offline. Default 30000; 100 to 600000. */
+  timeoutMs?: number;
+  /**
+   * The clock that schedules retries and the interval: `Date.now()` and the
+   * global timers by default. Tests pass `FakeClock` from `annal/testing`.
+   */
+  clock?: Clock;
 }
+
+/** Time for sync scheduling (see `FakeClock` in `annal/testing`). */
+export interface Clock {
+  /** Unix milliseconds. */
+  now(): number;
+  /** Calls `callback` after `ms` milliseconds; returns a handle. */
+  setTimeout(callback: () => void, ms: number): unknown;
+  /** Cancels a `setTimeout` handle. */
+  clearTimeout(handle: unknown): void;
+}
+
+/** What {@link EventStore.subscribe} and {@link EventStore.live} deliver, narrowed by any of these. */
+export interface EventSubscriptionFilter {
+  aggregateId?: string;
+  aggregateType?: string;
+  eventType?: string;
+  /** `"local"`: this device's own appends (from any tab or worker); `"remote"`: other devices' events, pulled and verified. Both by default. */
+  source?: "local" | "remote";
+}
+
+/** Where events delivered to a subscriber came from. */
+export interface EventBatchInfo {
+  source: "local" | "remote";
+}
+
+/** A running {@link EventStore.live} stream. */
+export interface LiveSubscription {
+  /** Closes the stream and stops the callbacks. Safe to call twice. */
+  close(): void;
+  /** Whether the stream is connected now. */
+  readonly connected: boolean;
+}
+
+/** How {@link EventStore.requestBackgroundSync} arranged for the service worker to sync. */
+export type BackgroundSyncMode = "sync" | "periodicsync" | "message";
 
 /** What one {@link EventStore.sync} pass did. */
 export interface SyncReport {
@@ -285,9 +339,14 @@ export interface SyncStatus {
   /**
    * `"idle"`: the last pass succeeded (or none ran yet); `"offline"`: the
    * server could not be reached, and sync retries at `nextAttemptAt`;
-   * `"error"`: the last pass failed for another reason (`lastError`).
+   * `"error"`: the last pass failed for another reason (`lastError`), and
+   * automatic sync waits for a `sync()` call; `"syncing"`: a pass runs, in
+   * this context or another; `"locked"`: the store is locked here, so the
+   * events wait until it is unlocked (`pending` still counts them).
    */
-  state: "idle" | "error" | "offline";
+  state: "idle" | "syncing" | "error" | "offline" | "locked";
+  /** Whether this context holds the sync lock (syncs for the whole origin). */
+  leader: boolean;
   /** Events in the outbox: appended but not yet acknowledged by the server. */
   pending: number;
   /** Every event up to this `deviceSeq` is acknowledged. */

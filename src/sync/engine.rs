@@ -112,8 +112,9 @@ pub struct Engine<'a, S, T, K> {
     pub backoff: Backoff,
     /// Which ledger to pull.
     pub scope: Scope,
-    /// Called as `(verified, total)` while a long pull runs.
-    pub progress: Option<&'a dyn Fn(u64, u64)>,
+    /// Called after each pull page is verified and stored, as `(entries
+    /// verified so far in this pass, checkpoint seq, whether more follow)`.
+    pub progress: Option<&'a dyn Fn(u64, u64, bool)>,
 }
 
 impl<S, T, K> std::fmt::Debug for Engine<'_, S, T, K> {
@@ -398,7 +399,7 @@ impl<S: SyncStore, T: Transport, K: TokenSource> Engine<'_, S, T, K> {
             state.checkpoint = Some(checkpoint.clone());
             state.remote = verifier.remote.clone();
             if let Some(progress) = self.progress {
-                progress(checkpoint.seq, checkpoint.seq + u64::from(page.has_more));
+                progress(report.verified, checkpoint.seq, page.has_more);
             }
             if !page.has_more {
                 return Ok(());

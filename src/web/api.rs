@@ -204,9 +204,10 @@ impl Store {
         Ok(out.into())
     }
 
-    /// Sets where and how this store syncs: `{ serverUrl, getToken, scope? }`.
-    /// `getToken(refresh)` returns (a promise of) a bearer token; `refresh`
-    /// is true when the last one was refused.
+    /// Sets where and how this store syncs: `{ serverUrl, getToken, scope?,
+    /// clock?, timeoutMs? }`. `getToken(refresh)` returns (a promise of) a
+    /// bearer token; `refresh` is true when the last one was refused.
+    /// `clock.now()` schedules retries (a fake clock in tests).
     #[wasm_bindgen(js_name = configureSync)]
     pub fn configure_sync(&self, options: JsValue) -> std::result::Result<(), JsValue> {
         let get =
@@ -237,19 +238,72 @@ impl Store {
                 .into())
             }
         };
+        let clock = match get("clock") {
+            v if v.is_undefined() || v.is_null() => None,
+            v => Some(
+                Reflect::get(&v, &JsValue::from_str("now"))
+                    .ok()
+                    .and_then(|f| f.dyn_into::<js_sys::Function>().ok())
+                    .map(|f| f.bind0(&v))
+                    .ok_or_else(|| {
+                        Error::validation("clock", "clock must be an object with now(): number")
+                    })?,
+            ),
+        };
+        let timeout_ms = match get("timeoutMs") {
+            v if v.is_undefined() => super::sync::fetch::DEFAULT_TIMEOUT_MS,
+            v => v
+                .as_f64()
+                .filter(|t| t.fract() == 0.0 && (100.0..=600_000.0).contains(t))
+                .ok_or_else(|| {
+                    Error::validation(
+                        "timeoutMs",
+                        "timeoutMs must be a whole number of milliseconds from 100 to 600000",
+                    )
+                })? as u32,
+        };
         self.inner.db()?;
         self.inner.sync.configure(super::sync::run::SyncConfig {
             server_url: url,
             tokens: super::sync::tokens::JsTokens { get_token },
             scope,
+            clock: super::sync::run::JsClock { now: clock },
+            timeout_ms,
         });
         Ok(())
     }
 
     /// Pushes the outbox and pulls and verifies the server ledger:
     /// `{ pushed, pulled, verified, rejected, conflicts, acked }`.
-    pub async fn sync(&self) -> std::result::Result<JsValue, JsValue> {
-        let r = self.inner.sync().await?;
+    /// `onProgress(verified, seq, more)` hears about each pull page, and
+    /// `onPulled(events)` gets each stored page of other devices' events.
+    pub async fn sync(
+        &self,
+        on_progress: JsValue,
+        on_pulled: JsValue,
+    ) -> std::result::Result<JsValue, JsValue> {
+        let mut hooks = super::sync::run::PassHooks::default();
+        if let Ok(f) = on_progress.dyn_into::<js_sys::Function>() {
+            hooks.progress = Some(Box::new(move |verified: u64, seq: u64, more: bool| {
+                let _ = f.call3(
+                    &JsValue::NULL,
+                    &JsValue::from(verified as f64),
+                    &JsValue::from(seq as f64),
+                    &JsValue::from_bool(more),
+                );
+            }));
+        }
+        if let Ok(f) = on_pulled.dyn_into::<js_sys::Function>() {
+            hooks.pulled = Some(Rc::new(move |pulled: &[crate::sync::pull::Pulled]| {
+                let records: Vec<&Record> = pulled.iter().map(|p| &p.record).collect();
+                if let Ok(events) = parse_json(&event_view::write_events(
+                    records.iter().map(|r| (&r.envelope, r.payload.as_str())),
+                )) {
+                    let _ = f.call1(&JsValue::NULL, &events);
+                }
+            }));
+        }
+        let r = self.inner.sync(hooks).await?;
         let out = js_sys::Object::new();
         for (k, v) in [
             ("pushed", r.pushed),
@@ -264,13 +318,35 @@ impl Store {
         Ok(out.into())
     }
 
+    /// Stops the pass running in this context, and passes waiting for it:
+    /// they reject with ANNAL_CANCELLED. Nothing is lost.
+    #[wasm_bindgen(js_name = cancelSync)]
+    pub fn cancel_sync(&self) {
+        self.inner.sync.cancel();
+    }
+
+    /// Whether a sync pass runs in this context now.
+    #[wasm_bindgen(getter)]
+    pub fn syncing(&self) -> bool {
+        self.inner.sync.running()
+    }
+
+    /// The session key of a passphrase unlock (a non-extractable
+    /// `CryptoKey`), or null: what a page hands its service worker.
+    #[wasm_bindgen(js_name = sessionKey)]
+    pub fn session_key(&self) -> JsValue {
+        self.inner.keys.session().unwrap_or(JsValue::NULL)
+    }
+
     /// `{ state, pending, acked, lastSyncAt, lastError, nextAttemptAt, checkpoint }`.
     #[wasm_bindgen(js_name = syncStatus)]
     pub async fn sync_status(&self) -> std::result::Result<JsValue, JsValue> {
         let (state, head) = self.inner.sync_state().await?;
         let out = js_sys::Object::new();
-        let retrying = state.retry.attempts > 0;
+        let retrying = super::sync::run::retrying(&state.retry);
         let label = match (&state.retry.last_error, retrying) {
+            _ if self.inner.keys.locked() => "locked",
+            _ if self.inner.sync.running() => "syncing",
             (None, _) => "idle",
             (Some(_), true) => "offline",
             (Some(_), false) => "error",
@@ -332,9 +408,7 @@ impl Store {
     /// Verified events of other devices pulled from the server.
     #[wasm_bindgen(js_name = remoteEvents)]
     pub async fn remote_events(&self) -> std::result::Result<JsValue, JsValue> {
-        let store = super::sync::idb_store::IdbSyncStore {
-            store: self.inner.clone(),
-        };
+        let store = super::sync::idb_store::IdbSyncStore::of(&self.inner);
         events_js(&store.remote_events().await?)
     }
 
@@ -505,9 +579,7 @@ impl Store {
 impl Store {
     async fn receipt_rows(&self, outcome: &str) -> std::result::Result<JsValue, JsValue> {
         let at_rest = self.inner.at_rest()?;
-        let store = super::sync::idb_store::IdbSyncStore {
-            store: self.inner.clone(),
-        };
+        let store = super::sync::idb_store::IdbSyncStore::of(&self.inner);
         let out = Array::new();
         for row in store.receipts_with(outcome).await? {
             let row = super::sync::idb_store::open_row(&at_rest, &row)?;

@@ -52,9 +52,10 @@ impl IdbStore {
         let Some(blind) = self.blind_indexes else {
             return Err(not_encrypted("unlock()"));
         };
-        let at_rest = unlock(db, &self.identity.store_id, blind, credential).await?;
+        let (at_rest, session) = unlock(db, &self.identity.store_id, blind, credential).await?;
         self.db()?;
         self.keys.set(at_rest);
+        self.keys.set_session(session);
         Ok(())
     }
 
@@ -87,12 +88,13 @@ impl IdbStore {
     }
 
     /// Adds or replaces the slot of `new`'s kind, after checking `old`.
+    /// A new passphrase's session key replaces the old one.
     async fn replace_slot(&self, at_rest: &AtRest, new: &Credential) -> Result<()> {
         let AtRest::Sealed(s) = at_rest else {
             return Err(not_encrypted("this"));
         };
         let created_at = timestamp::format_ms(BrowserClock.now_ms());
-        let slot = new
+        let (slot, session) = new
             .new_slot(
                 &self.identity.store_id,
                 s.keys.master(),
@@ -108,7 +110,11 @@ impl IdbStore {
             &slots::slots_to_js(&slots),
             &JsValue::from_str(META_KEYS_KEY),
         ))?;
-        txn.commit().await
+        txn.commit().await?;
+        if session.is_some() {
+            self.keys.set_session(session);
+        }
+        Ok(())
     }
 
     /// Rewraps the master key under a new passphrase. No event is touched.

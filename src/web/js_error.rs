@@ -22,6 +22,7 @@ pub(crate) fn class_name(code: ErrorCode) -> &'static str {
         ErrorCode::Unauthorized => "AnnalUnauthorizedError",
         ErrorCode::LedgerFork => "AnnalLedgerForkError",
         ErrorCode::SchemaIncompatible => "AnnalSchemaIncompatibleError",
+        ErrorCode::Cancelled => "AnnalCancelledError",
     }
 }
 

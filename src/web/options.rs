@@ -10,14 +10,15 @@ use serde_json::Value;
 #[derive(Debug, Clone)]
 pub(crate) struct OpenOptions {
     pub(crate) name: String,
-    pub(crate) user_id: String,
+    /// Needed to create a store; an existing store is checked against it.
+    pub(crate) user_id: Option<String>,
     pub(crate) tenant_id: Option<String>,
     pub(crate) durability: Durability,
     pub(crate) blind_indexes: Option<bool>,
     pub(crate) max_records_per_key: Option<u64>,
 }
 
-const FIELDS: [&str; 9] = [
+const FIELDS: [&str; 10] = [
     "name",
     "userId",
     "tenantId",
@@ -25,6 +26,7 @@ const FIELDS: [&str; 9] = [
     "passphrase",
     "keyEncryptionKey",
     "recoverySecret",
+    "sessionKey",
     "blindIndexes",
     "maxRecordsPerKey",
 ];
@@ -99,7 +101,7 @@ impl OpenOptions {
             blind_indexes,
             max_records_per_key,
             name: text("name", true)?.unwrap_or_default(),
-            user_id: text("userId", true)?.unwrap_or_default(),
+            user_id: text("userId", false)?,
             tenant_id: text("tenantId", false)?,
             durability,
         })

@@ -45,8 +45,8 @@ impl IdbStore {
         options: OpenOptions,
         credential: Option<Credential>,
     ) -> Result<Rc<IdbStore>> {
-        let db = open::open(&options.name).await?;
-        let (identity, at_rest) = match load_or_create(&db, &options, credential).await {
+        let db = open::open(&options.name, options.user_id.is_some()).await?;
+        let (identity, at_rest, session) = match load_or_create(&db, &options, credential).await {
             Ok(loaded) => loaded,
             Err(e) => {
                 db.close();
@@ -58,6 +58,7 @@ impl IdbStore {
             AtRest::Plain => None,
         };
         let keys = KeyState::new(at_rest);
+        keys.set_session(session);
         keys.listen(&open::db_name(&options.name));
         let store = Rc::new(IdbStore {
             name: options.name,
@@ -149,6 +150,12 @@ impl IdbStore {
     /// The device head, read in its own transaction.
     pub(crate) async fn head(&self) -> Result<Head> {
         self.at_rest()?;
+        self.read_head().await
+    }
+
+    /// The head as stored, without checking its MAC: what a locked store
+    /// can tell (how many events it holds).
+    pub(crate) async fn read_head(&self) -> Result<Head> {
         let txn = Txn::begin(self.db()?, &[META], false, self.durability)?;
         let head = request(txn.store(META)?.get(&JsValue::from_str(META_HEAD_KEY))).await?;
         Ok(layout::head_from_js(&head)?.unwrap_or_default())
@@ -167,18 +174,22 @@ async fn load_or_create(
     db: &IdbDatabase,
     options: &OpenOptions,
     credential: Option<Credential>,
-) -> Result<(Identity, AtRest)> {
+) -> Result<(Identity, AtRest, Option<JsValue>)> {
     for _ in 0..2 {
         if let Some((identity, kind)) = read_identity(db).await? {
             let identity = check_owner(identity, options)?;
-            let at_rest = open_existing(db, options, &identity, kind, credential).await?;
-            return Ok((identity, at_rest));
+            let (at_rest, session) =
+                open_existing(db, options, &identity, kind, credential).await?;
+            return Ok((identity, at_rest, session));
         }
+        let Some(user_id) = options.user_id.as_deref() else {
+            return Err(open::not_created(&options.name));
+        };
         let clock = BrowserClock;
         let tenant = options.tenant_id.as_deref().unwrap_or("default");
-        let identity = Identity::generate(tenant, &options.user_id, &clock, &BrowserEntropy);
+        let identity = Identity::generate(tenant, user_id, &clock, &BrowserEntropy);
         let created_at = timestamp::format_ms(clock.now_ms());
-        let (kind, at_rest, slot) = match &credential {
+        let (kind, at_rest, slot, session) = match &credential {
             None => {
                 if options.blind_indexes.is_some() || options.max_records_per_key.is_some() {
                     return Err(Error::validation(
@@ -187,7 +198,7 @@ async fn load_or_create(
                          give a passphrase or keyEncryptionKey to create one",
                     ));
                 }
-                (StoreKind::Plain, AtRest::Plain, None)
+                (StoreKind::Plain, AtRest::Plain, None, None)
             }
             Some(c) => {
                 match c {
@@ -202,10 +213,10 @@ async fn load_or_create(
                             ),
                         ))
                     }
-                    Credential::Key(_) => {}
+                    Credential::Key(_) | Credential::Session(_) => {}
                 }
                 let master = MasterKey::generate(&BrowserEntropy);
-                let slot = c
+                let (slot, session) = c
                     .new_slot(&identity.store_id, &master, &created_at, &BrowserEntropy)
                     .await?;
                 let blind_indexes = options.blind_indexes.unwrap_or(true);
@@ -218,7 +229,12 @@ async fn load_or_create(
                             .unwrap_or(DEFAULT_MAX_RECORDS_PER_KEY),
                     ),
                 }));
-                (StoreKind::Encrypted { blind_indexes }, at_rest, Some(slot))
+                (
+                    StoreKind::Encrypted { blind_indexes },
+                    at_rest,
+                    Some(slot),
+                    session,
+                )
             }
         };
         let txn = Txn::begin(db, &[META], true, Durability::Strict)?;
@@ -246,7 +262,7 @@ async fn load_or_create(
             put_ring(&meta, &s.keys, &s.ring)?;
         }
         match txn.commit().await {
-            Ok(()) => return Ok((identity, at_rest)),
+            Ok(()) => return Ok((identity, at_rest, session)),
             // Another context created it first: read theirs.
             Err(e) if e.code == ErrorCode::Storage => continue,
             Err(e) => return Err(e),
@@ -272,7 +288,7 @@ async fn open_existing(
     identity: &Identity,
     kind: StoreKind,
     credential: Option<Credential>,
-) -> Result<AtRest> {
+) -> Result<(AtRest, Option<JsValue>)> {
     match kind {
         StoreKind::Plain => {
             if credential.is_some() || options.blind_indexes.is_some() {
@@ -286,7 +302,7 @@ async fn open_existing(
                     ),
                 ));
             }
-            Ok(AtRest::Plain)
+            Ok((AtRest::Plain, None))
         }
         StoreKind::Encrypted { blind_indexes } => {
             if options.blind_indexes.is_some_and(|b| b != blind_indexes) {
@@ -310,13 +326,14 @@ async fn open_existing(
     }
 }
 
-/// Unwraps the master key with `credential` and reads the key ring.
+/// Unwraps the master key with `credential` and reads the key ring; with
+/// the session key of a passphrase unlock.
 pub(crate) async fn unlock(
     db: &IdbDatabase,
     store_id: &str,
     blind_indexes: bool,
     credential: &Credential,
-) -> Result<AtRest> {
+) -> Result<(AtRest, Option<JsValue>)> {
     let txn = Txn::begin(db, &[META], false, Durability::Strict)?;
     let meta = txn.store(META)?;
     let keys = pending(meta.get(&JsValue::from_str(META_KEYS_KEY)))?;
@@ -324,14 +341,14 @@ pub(crate) async fn unlock(
     let keys = keys.result().await?;
     let ring = ring.result().await?;
     let slots = slots::slots_from_js(&keys)?;
-    let master = credential.unwrap(store_id, &slots).await?;
+    let (master, session) = credential.unwrap_with_session(store_id, &slots).await?;
     let at_rest = AtRest::Sealed(Box::new(SealedAtRest {
         keys: KeySet::new(store_id, master),
         blind_indexes,
         ring: KeyRing::new(DEFAULT_MAX_RECORDS_PER_KEY),
     }));
     let ring = ring_from_js(&at_rest, &ring)?;
-    Ok(at_rest.with_ring(ring))
+    Ok((at_rest.with_ring(ring), session))
 }
 
 /// Writes the key ring with its MAC.
@@ -370,7 +387,11 @@ pub(crate) fn ring_from_js(at_rest: &AtRest, v: &JsValue) -> Result<KeyRing> {
 }
 
 fn check_owner(identity: Identity, options: &OpenOptions) -> Result<Identity> {
-    if identity.user_id != options.user_id {
+    if options
+        .user_id
+        .as_ref()
+        .is_some_and(|u| *u != identity.user_id)
+    {
         return Err(Error::validation(
             "userId",
             format!(

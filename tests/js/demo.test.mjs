@@ -4,45 +4,58 @@
 // store: open with a passphrase, lock (here and from another tab), unlock,
 // rotate, re-encrypt, export a recovery secret, change the passphrase,
 // reopen without and with a wrong passphrase, and tamper drills with and
-// without the keys.
+// without the keys. Then sync, against the annal-server that `make demo`
+// starts (by the same function): online, offline through the demo
+// server's switch, back online, and a second device's events live.
 
 import { after, before, test } from "node:test";
 import assert from "node:assert/strict";
-import { join } from "node:path";
-import { serve } from "../../www/serve.mjs";
-import { PACKAGE_DIR, ROOT, launch, readFile } from "./harness.mjs";
+import { startDemo } from "../../www/serve.mjs";
+import { launch, readFile, tempDir } from "./harness.mjs";
 
 const STORE = "demo-test";
 
-let server, browser, page;
+let server, data, browser, page;
 const problems = [];
+/** Requests that failed, as { url, how }: the offline switch makes some fail on purpose. */
+const failed = [];
 
-before(async () => {
-  server = await serve({ mounts: { "/": join(ROOT, "www"), "/annal/": PACKAGE_DIR } });
-  browser = await launch();
-  const context = await browser.newContext({ acceptDownloads: true });
-  page = await context.newPage();
-  page.on("pageerror", (e) => problems.push(`page error: ${e.message}`));
-  page.on("console", (m) => {
-    if (m.type() === "error" || m.type() === "warning") problems.push(`console ${m.type()}: ${m.text()}`);
+/** Records what goes wrong on `on`: page errors, console errors, failed and off-server requests. */
+function watch(on) {
+  on.on("pageerror", (e) => problems.push(`page error: ${e.message}`));
+  on.on("console", (m) => {
+    if (m.type() !== "error" && m.type() !== "warning") return;
+    // Chromium's own line for a failed request, checked with the request below.
+    if (m.type() === "error" && /^Failed to load resource: net::ERR_/.test(m.text())) failed.push({ url: m.location().url, how: m.text() });
+    else problems.push(`console ${m.type()}: ${m.text()}`);
   });
-  page.on("requestfailed", (r) => problems.push(`request failed: ${r.url()}`));
-  page.on("response", (r) => {
+  on.on("requestfailed", (r) => failed.push({ url: r.url(), how: r.failure()?.errorText }));
+  on.on("response", (r) => {
     if (r.status() >= 400) problems.push(`HTTP ${r.status()}: ${r.url()}`);
   });
-  page.on("request", (r) => {
+  on.on("request", (r) => {
     const url = r.url();
     if (!url.startsWith(server.url) && !url.startsWith("blob:") && !url.startsWith("data:")) {
       problems.push(`request off the loopback server: ${url}`);
     }
   });
+}
+
+before(async () => {
+  data = await tempDir("annal-demo-");
+  server = await startDemo({ annalServer: { listen: "127.0.0.1:0", dataDir: data.dir } });
+  browser = await launch();
+  const context = await browser.newContext({ acceptDownloads: true });
+  page = await context.newPage();
+  watch(page);
   await page.goto(`${server.url}/`);
   await page.waitForSelector('html[data-ready="true"]');
 });
 
 after(async () => {
   await browser?.close();
-  server?.server.close();
+  await server?.close();
+  await data?.cleanup();
 });
 
 const text = (sel) => page.locator(sel).innerText();
@@ -500,6 +513,195 @@ test("tamper drills on an encrypted store: with a data key the head MAC catches 
   await destroyStore(STORE);
 });
 
+// ------------------------------------------------------------------ sync --
+
+const SYNC = "demo-test-sync";
+const SYNC_B = "demo-test-sync-b";
+const TENANT = "study-demo";
+const USER = "nurse-sync";
+/** Live streams the tests closed: each may end as one aborted request. */
+let streamsClosed = 0;
+
+/** Waits for the sync indicator on `on` to show all of `attrs` (state, pending, acked, leader). */
+async function waitSync(attrs, on = page) {
+  const selector = Object.entries(attrs).map(([k, v]) => `[data-${k}="${v}"]`).join("");
+  await on.waitForSelector(`${testid("sync-status")}${selector}`, { timeout: 30_000 });
+}
+
+/** A fresh plain store `name` of USER in TENANT, opened through the form on `on`. */
+async function openSyncStore(on, name) {
+  await on.fill("#user-id", USER);
+  await on.fill("#tenant-id", TENANT);
+  await on.fill("#passphrase", "");
+  await on.fill("#store-name", name);
+  await on.click(testid("destroy"));
+  await on.waitForSelector('[data-testid="store-status"][data-state="destroyed"]');
+  await on.click(testid("open"));
+  await on.waitForSelector('[data-testid="store-status"][data-state="open"]');
+}
+
+/** Appends one event through the form on `on`. */
+async function appendOne(on, { aggregateType = "diary", aggregateId, eventType = "symptom-recorded", payload }) {
+  const before = Number((await on.getAttribute(testid("append-result"), "data-seq")) ?? 0);
+  await on.fill("#aggregate-type", aggregateType);
+  await on.fill("#aggregate-id", aggregateId);
+  await on.fill("#event-type", eventType);
+  await on.fill("#payload", JSON.stringify(payload));
+  await on.click(testid("append"));
+  await on.waitForSelector(`[data-testid="append-result"][data-seq="${before + 1}"]`);
+}
+
+/** The full hashes of the events listed on `on`, oldest first. */
+function localHashes(on = page) {
+  return on.$$eval("#events tbody tr td:nth-child(7) code", (codes) => codes.map((c) => c.title));
+}
+
+/** USER's ledger as annal-server holds it, read from Node with a token of USER's own. */
+async function serverLedger() {
+  const token = await server.backend.token({ tenant: TENANT, user: USER, scope: "own" });
+  const res = await fetch(`${server.backend.url}/v1/events?after=0&limit=1000`, { headers: { authorization: `Bearer ${token}` } });
+  assert.equal(res.status, 200);
+  const ledger = await res.json();
+  assert.equal(ledger.has_more, false);
+  return ledger.items;
+}
+
+const eventHashes = (items) => items.filter((i) => i.event).map((i) => i.event.envelope.hash);
+
+async function clickNetwork(on, online) {
+  await on.click(testid("network-toggle"));
+  await on.waitForSelector(`[data-testid="network-state"][data-online="${online}"]`);
+  assert.equal(server.backend.online, online);
+}
+
+test("the demo token endpoint answers only the demo page, and checks what it is asked", async () => {
+  const ask = (body, headers = { origin: server.url }) =>
+    fetch(`${server.url}/demo/token`, { method: "POST", headers: { "content-type": "application/json", ...headers }, body: JSON.stringify(body) });
+  assert.equal((await ask({ tenant: TENANT, user: USER }, {})).status, 403);
+  assert.equal((await ask({ tenant: TENANT, user: USER }, { origin: "http://127.0.0.1:1" })).status, 403);
+  assert.equal((await ask({ tenant: TENANT, user: USER }, { origin: server.url, "sec-fetch-site": "cross-site" })).status, 403);
+  for (const bad of [{ tenant: TENANT }, { tenant: TENANT, user: "a\u0001b" }, { tenant: "x".repeat(257), user: USER }, { tenant: TENANT, user: USER, scope: "admin" }]) {
+    const res = await ask(bad);
+    assert.equal(res.status, 400, JSON.stringify(bad));
+    assert.match((await res.json()).error, /tenant|user|scope/);
+  }
+  // An id that looks like a flag stays an id.
+  const res = await ask({ tenant: "--scope", user: "-u", scope: "tenant" });
+  assert.equal(res.status, 200);
+  const [, claims] = (await res.json()).token.split(".");
+  const decoded = JSON.parse(Buffer.from(claims, "base64url").toString());
+  assert.deepEqual([decoded.tenant, decoded.sub, decoded.scope], ["--scope", "-u", "tenant"]);
+});
+
+test("sync: online the outbox drains; offline it fills and retries; back online every event reaches the server once", async () => {
+  // The card before a store is open.
+  assert.equal(await page.inputValue(testid("sync-server-url")), `${server.url}/sync`);
+  assert.equal(await page.getAttribute(testid("sync-status"), "data-state"), "closed");
+  assert.equal(await page.getAttribute(testid("network-state"), "data-online"), "true");
+  assert.equal(await page.isDisabled(testid("sync-connect")), true);
+  assert.match(await text(testid("token-note")), /A real app gets its tokens\s+from its own auth server/);
+
+  await openSyncStore(page, SYNC);
+  await page.waitForSelector('[data-testid="sync-status"][data-state="disconnected"]');
+  assert.equal(await page.isDisabled(testid("sync-now")), true);
+  assert.equal(await page.isEnabled(testid("sync-connect")), true);
+
+  // Online: connect, append, and the indicator reaches idle with nothing pending.
+  await page.click(testid("sync-connect"));
+  await waitSync({ state: "idle", leader: "true" });
+  await page.click(testid("append-samples"));
+  await page.waitForSelector('[data-testid="append-result"][data-seq="5"]');
+  await waitSync({ state: "idle", pending: 0, acked: 5 });
+  assert.equal(await text(testid("sync-pending")), "0");
+  assert.notEqual(await text(testid("sync-last-sync")), "none yet in this tab");
+  assert.equal(await text(testid("sync-last-error")), "none");
+  await page.waitForSelector('[data-testid="events-summary"][data-count="5"]');
+  const online = await localHashes();
+  assert.deepEqual(eventHashes(await serverLedger()), online);
+
+  // Offline: the demo server drops every sync connection; appends wait.
+  await clickNetwork(page, false);
+  assert.equal(await text(testid("network-toggle")), "Go online");
+  for (let i = 1; i <= 3; i++) await appendOne(page, { aggregateId: "patient-7", payload: { severity: i, note: `offline ${i}` } });
+  await waitSync({ state: "offline", pending: 3, acked: 5 });
+  assert.equal(await text(testid("sync-pending")), "3");
+  assert.match(await text(testid("sync-last-error")), /network/i);
+  assert.match(await text(testid("sync-next-attempt")), /\((in \d+ s|now)\)$/);
+  assert.match(await text(testid("sync-failures")), /^[1-9]\d* since Connect$/);
+  // "Sync now" fails the same way, and says so with its code.
+  await page.click(testid("sync-now"));
+  assert.equal(await errorIn("sync-error"), "ANNAL_OFFLINE");
+  assert.match(await text(testid("sync-error")), /outbox/);
+  await waitSync({ state: "offline", pending: 3 });
+  assert.deepEqual(eventHashes(await serverLedger()), online);
+  assert.ok(server.backend.dropped.length > 0);
+  assert.ok(server.backend.dropped.every((d) => d.path.startsWith("/v1/")), JSON.stringify(server.backend.dropped));
+
+  // Back online: the outbox drains, and the server holds every event exactly once.
+  await clickNetwork(page, true);
+  await waitSync({ state: "idle", pending: 0, acked: 8 });
+  assert.equal(await page.isHidden(testid("sync-error")), true);
+  await page.waitForSelector('[data-testid="sync-result"][data-acked="8"]');
+  await page.waitForSelector('[data-testid="events-summary"][data-count="8"]');
+  const all = await localHashes();
+  assert.equal(new Set(all).size, 8);
+  const held = await serverLedger();
+  assert.deepEqual(eventHashes(held), all);
+  assert.ok(held.every((i) => i.entry.outcome === "accepted"));
+  assert.equal(await page.getAttribute(testid("sync-rejected"), "data-count"), "0");
+  assert.equal(await page.getAttribute(testid("sync-conflicts"), "data-count"), "0");
+});
+
+test("sync: a second device's events arrive live; its conflict and quarantine are listed there", async () => {
+  // The store of the previous test is open and connected here.
+  await waitSync({ state: "idle", pending: 0, acked: 8 });
+  await page.click(testid("live-toggle"));
+  await page.waitForSelector('[data-testid="live-state"][data-connected="true"]', { timeout: 30_000 });
+
+  const other = await page.context().newPage();
+  watch(other);
+  try {
+    await other.goto(`${server.url}/`);
+    await other.waitForSelector('html[data-ready="true"]');
+    await openSyncStore(other, SYNC_B);
+    await other.click(testid("sync-connect"));
+    await waitSync({ state: "idle", leader: "true" }, other);
+    // Accepted; a conflict (patient-42 is at version 5 on the server); a
+    // quarantine (patient-7 is a diary there, not a visit).
+    await appendOne(other, { aggregateId: "patient-99", payload: { severity: 1, note: "second device" } });
+    await appendOne(other, { aggregateId: "patient-42", payload: { severity: 2, note: "same diary" } });
+    await appendOne(other, { aggregateType: "visit", aggregateId: "patient-7", eventType: "visit-booked", payload: { at: "noon" } });
+    await waitSync({ state: "idle", pending: 0, acked: 3 }, other);
+    await other.waitForSelector('[data-testid="sync-conflicts"][data-count="1"]');
+    await other.waitForSelector('[data-testid="sync-rejected"][data-count="1"]');
+    assert.match(await other.locator(testid("sync-rejected")).innerText(), /#3 AGGREGATE_TYPE_MISMATCH/);
+    assert.match(await other.locator(testid("sync-conflicts")).innerText(), /^#2 conflicts with [0-9a-f-]{36}/);
+    const [accepted, conflicting] = await localHashes(other);
+
+    // Here, live: the two events the server took, verified; the quarantined one never.
+    await page.waitForSelector('[data-testid="live-list"][data-count="2"]', { timeout: 30_000 });
+    const live = await page.$$eval('[data-testid="live-list"] li code.hash', (codes) => codes.map((c) => c.title));
+    assert.deepEqual(new Set(live), new Set([accepted, conflicting]));
+    await page.waitForSelector('[data-testid="sync-remote"][data-count="2"]');
+    const outcomes = (await serverLedger()).map((i) => i.entry.outcome);
+    assert.deepEqual(outcomes, [...Array(8).fill("accepted"), "accepted", "conflict", "quarantined"]);
+  } finally {
+    await other.close();
+  }
+  await page.click(testid("live-toggle"));
+  streamsClosed++;
+  await page.waitForSelector('[data-testid="live-state"][data-live="false"]');
+  await destroyStore(SYNC);
+  await page.waitForSelector('[data-testid="sync-status"][data-state="closed"]');
+});
+
 test("no console errors, failed requests or off-server requests", () => {
   assert.deepEqual(problems, []);
+  // What may fail: sync requests the demo server dropped while offline,
+  // and live streams the tests closed.
+  const dropped = new Set(server.backend.dropped.map((d) => `${server.url}/sync${d.path}`));
+  const aborted = failed.filter((f) => f.how === "net::ERR_ABORTED" && f.url.startsWith(`${server.url}/sync/v1/stream?`));
+  assert.ok(aborted.length <= streamsClosed, JSON.stringify(aborted));
+  const unexpected = failed.filter((f) => !dropped.has(f.url) && !aborted.includes(f));
+  assert.deepEqual(unexpected, []);
 });

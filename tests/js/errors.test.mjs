@@ -59,6 +59,7 @@ const NAMES = {
   ANNAL_UNAUTHORIZED: "AnnalUnauthorizedError",
   ANNAL_LEDGER_FORK: "AnnalLedgerForkError",
   ANNAL_SCHEMA_INCOMPATIBLE: "AnnalSchemaIncompatibleError",
+  ANNAL_CANCELLED: "AnnalCancelledError",
 };
 
 function assertCode(result, code) {

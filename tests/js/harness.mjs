@@ -5,6 +5,7 @@ import { chromium } from "playwright-core";
 import { after, before } from "node:test";
 import { execFile, spawn } from "node:child_process";
 import { createHmac, randomBytes } from "node:crypto";
+import { createServer } from "node:http";
 import { access, mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { dirname, join, resolve } from "node:path";
@@ -35,9 +36,9 @@ export async function startServer() {
   return serve({ mounts: { "/": join(ROOT, "tests/js/pages"), "/annal/": PACKAGE_DIR } });
 }
 
-/** A fresh headless Chromium with a fresh profile. */
-export async function launch() {
-  return chromium.launch({ executablePath: CHROMIUM, args: CHROMIUM_ARGS });
+/** A fresh headless Chromium with a fresh profile; `args` are extra flags. */
+export async function launch({ args = [] } = {}) {
+  return chromium.launch({ executablePath: CHROMIUM, args: [...CHROMIUM_ARGS, ...args] });
 }
 
 /** A page of `url` with the package loaded as `window.annal` (and `window.testing`). */
@@ -129,6 +130,7 @@ export function useBrowser() {
  * - `kill()`: SIGKILL, the way a crash ends it; `stop()`: SIGTERM, a clean
  *   shutdown; `restart()`: start it again on the same database and port.
  * - `pull(token, after?)`: the whole ledger the token reads, from Node.
+ * - `metric(name)`: a number from its `/metrics`.
  * - `exportLedger(tenant, out, user?)`: `annal-server export` to a file.
  *
  * `args` are extra `serve` arguments, e.g. `["--max-schema", "noted=1"]`.
@@ -229,6 +231,12 @@ export async function startAnnalServer({ origin, args = [], tenant = "study-1" }
         after = page.next_after;
       }
     },
+    /** The value of a Prometheus metric of `/metrics` (the first line that starts with `name`). */
+    async metric(name) {
+      const text = await (await fetch(`${url}/metrics`)).text();
+      const line = text.split("\n").find((l) => l.startsWith(`${name} `) || l.startsWith(`${name}{`));
+      return line === undefined ? undefined : Number(line.split(" ").at(-1));
+    },
     /** Writes a ledger export (docs/FORMAT.md §11.6) to `out`: the tenant ledger, or `user`'s. */
     exportLedger(t, out, user) {
       return run("export", "--database-url", database, "--tenant", t, ...(user ? ["--user", user] : []), "--out", out);
@@ -246,4 +254,98 @@ export async function startAnnalServer({ origin, args = [], tenant = "study-1" }
     },
   };
   return handle;
+}
+
+/**
+ * The app's own auth server, as a service worker's `getToken` reaches it:
+ * `POST /token { name, refresh }` answers `{ token }` for the user and
+ * tenant registered for store `name`, minted by `annal`'s CLI; and
+ * `POST /report { name, ... }` keeps what a worker reports about a pass.
+ * Loopback only, CORS for `origin`.
+ *
+ * - `register(name, { user, tenant, scope })`: whose tokens store `name` gets;
+ * - tokens are cached per store, as an app caches its access token: a
+ *   request with `refresh: false` gets the cached one, `refresh: true` a
+ *   newly minted one (which is then cached);
+ * - `expireCached(name)`: the cached token of `name` becomes an expired one
+ *   (correctly signed), as a token kept while the device was offline;
+ * - `calls`: every token request `{ name, refresh, expired }` (whether
+ *   the token handed out had expired);
+ * - `reports(name)`: what was reported for `name`, oldest first;
+ *   `waitReport(name, predicate, ms)`: the first one that matches, waiting.
+ */
+export async function startAuthServer({ annal, origin }) {
+  const users = new Map();
+  const cache = new Map();
+  const calls = [];
+  const reports = [];
+  const cors = {
+    "access-control-allow-origin": origin,
+    "access-control-allow-methods": "POST",
+    "access-control-allow-headers": "content-type",
+  };
+  const server = createServer(async (req, res) => {
+    const reply = (status, body) => {
+      res.writeHead(status, { ...cors, "content-type": "application/json", "cache-control": "no-store" });
+      res.end(JSON.stringify(body));
+    };
+    if (req.method === "OPTIONS") {
+      res.writeHead(204, cors);
+      return res.end();
+    }
+    let body;
+    try {
+      const chunks = [];
+      for await (const c of req) chunks.push(c);
+      body = JSON.parse(Buffer.concat(chunks).toString("utf8"));
+    } catch {
+      return reply(400, { error: "not JSON" });
+    }
+    const path = new URL(req.url, "http://x").pathname;
+    if (req.method === "POST" && path === "/report") {
+      reports.push({ ...body, at: Date.now() });
+      return reply(200, {});
+    }
+    if (req.method === "POST" && path === "/token") {
+      const who = users.get(body.name);
+      if (!who) return reply(404, { error: `no user for store ${body.name}` });
+      const refresh = body.refresh === true;
+      if (refresh || !cache.has(body.name)) {
+        cache.set(body.name, { token: await annal.token(who.user, who.scope, { tenant: who.tenant }), expired: false });
+      }
+      const { token, expired } = cache.get(body.name);
+      calls.push({ name: body.name, refresh, expired });
+      return reply(200, { token });
+    }
+    reply(404, { error: "not found" });
+  });
+  await new Promise((ok) => server.listen(0, "127.0.0.1", ok));
+  const url = `http://127.0.0.1:${server.address().port}`;
+  return {
+    url,
+    calls,
+    register(name, { user, tenant = annal.tenant, scope = "own" }) {
+      users.set(name, { user, tenant, scope });
+    },
+    expireCached(name) {
+      const who = users.get(name);
+      cache.set(name, { token: annal.expiredToken(who.user, who.scope, { tenant: who.tenant }), expired: true });
+    },
+    reports: (name) => reports.filter((r) => r.name === name),
+    async waitReport(name, predicate = () => true, ms = 30_000) {
+      return waitFor(() => reports.find((r) => r.name === name && predicate(r)), ms, `a report for ${name}`);
+    },
+    close: () => new Promise((ok) => server.close(ok)),
+  };
+}
+
+/** Polls `f` until it returns something truthy; fails after `ms` with `what`. */
+export async function waitFor(f, ms = 30_000, what = "the condition") {
+  const deadline = Date.now() + ms;
+  for (;;) {
+    const value = await f();
+    if (value) return value;
+    if (Date.now() > deadline) throw new Error(`timed out after ${ms} ms waiting for ${what}`);
+    await new Promise((ok) => setTimeout(ok, 100));
+  }
 }

@@ -184,7 +184,8 @@ const HOP_BY_HOP = new Set(["connection", "keep-alive", "transfer-encoding", "co
  * - `clear()`: removes every fault; `close()`: stops the proxy.
  *
  * When the server cannot be reached, the proxy drops the client's
- * connection, as a dead server would.
+ * connection, as a dead server would. `GET /v1/stream` (SSE) is passed
+ * through as it comes; every other answer is read whole first.
  */
 export async function startNetProxy({ target, keepAlive = true }) {
   const up = new URL(target);
@@ -274,6 +275,33 @@ export async function startNetProxy({ target, keepAlive = true }) {
     req.socket.destroy();
   }
 
+  /**
+   * Server-Sent Events pass through as they come (everything else is
+   * buffered whole): when either side goes, so does the other.
+   */
+  function stream(ctx, entry, req, res) {
+    entry.forwarded = true;
+    const upstream = http.request(
+      { host: up.hostname, port: up.port, method: "GET", path: ctx.url, headers: { ...ctx.headers, host: up.host }, agent: false },
+      (r) => {
+        entry.status = r.statusCode;
+        const out = {};
+        for (const [k, v] of Object.entries(r.headers)) if (!HOP_BY_HOP.has(k.toLowerCase())) out[k] = v;
+        res.writeHead(r.statusCode, out);
+        // The stream may say nothing for a while: the headers go now.
+        res.flushHeaders();
+        r.pipe(res);
+        r.on("close", () => req.socket.destroy());
+      },
+    );
+    upstream.on("error", (e) => {
+      entry.fault = `unreachable: ${e.code ?? e.message}`;
+      drop(req);
+    });
+    req.socket.on("close", () => upstream.destroy());
+    upstream.end();
+  }
+
   async function handle(req, res) {
     const chunks = [];
     for await (const c of req) chunks.push(c);
@@ -314,6 +342,7 @@ export async function startNetProxy({ target, keepAlive = true }) {
         return drop(req);
       }
     }
+    if (ctx.method === "GET" && ctx.path === "/v1/stream") return stream(ctx, entry, req, res);
     const lose = active("lose")[0];
     if (lose) lose.remaining--;
     const inFlight = hooks("forwarded");

@@ -21,8 +21,8 @@ before(async () => {
   pages = await startServer();
   server = await startAnnalServer({ origin: pages.url });
   browser = await launch();
-  page = await openPage(await browser.newContext(), pages.url);
-  await page.evaluate(installHelpers);
+  // The page helpers (`self.h`) are in pages/sync-helpers.js.
+  page = await openPage(await browser.newContext(), pages.url, "/sync.html");
 });
 
 after(async () => {
@@ -31,88 +31,6 @@ after(async () => {
   await server?.close();
 });
 
-// Installed in the page as `self.h`. Runs in the browser.
-function installHelpers() {
-  const annal = self.annal;
-  const h = {
-    /** Open stores, by name, so a test can use them across evaluate() calls. */
-    stores: {},
-    describe(e) {
-      return {
-        threw: true,
-        isAnnalError: e instanceof annal.AnnalError,
-        name: e?.name,
-        code: e?.code,
-        message: String(e?.message ?? e),
-        field: e?.field,
-      };
-    },
-    /** Runs `f` and describes what it threw. */
-    async caught(f) {
-      try {
-        await f();
-        return { threw: false };
-      } catch (e) {
-        return h.describe(e);
-      }
-    },
-    ev(i, extra = {}) {
-      return { aggregateType: "diary", aggregateId: `patient-${i % 3}`, eventType: "symptom-recorded", payload: { i }, ...extra };
-    },
-    /** A fresh store, remembered as `h.stores[name]`. */
-    async open(name, userId, tenantId, extra = {}) {
-      h.stores[name]?.close();
-      await annal.EventStore.destroy(name);
-      const store = await annal.EventStore.open({ name, userId, tenantId, ...extra });
-      h.stores[name] = store;
-      return store;
-    },
-    /** Configures sync with a fixed token. */
-    configure(store, serverUrl, token, scope) {
-      store.configureSync({ serverUrl, getToken: async () => token, ...(scope ? { scope } : {}) });
-    },
-    /** A non-extractable AES-GCM 256 key from 32 known bytes. */
-    kek(seed = 1) {
-      const raw = Uint8Array.from({ length: 32 }, (_, i) => (i * 31 + seed * 7) & 0xff);
-      return crypto.subtle.importKey("raw", raw, "AES-GCM", false, ["encrypt", "decrypt"]);
-    },
-    /**
-     * Whether `marker` occurs anywhere in IndexedDB database `dbName`: in
-     * any key or value, strings and bytes (as Latin-1) alike.
-     */
-    async rawContains(dbName, marker) {
-      const db = await new Promise((ok, fail) => {
-        const r = indexedDB.open(dbName);
-        r.onsuccess = () => ok(r.result);
-        r.onerror = () => fail(r.error);
-      });
-      const req = (r) =>
-        new Promise((ok, fail) => {
-          r.onsuccess = () => ok(r.result);
-          r.onerror = () => fail(r.error);
-        });
-      const texts = [];
-      const walk = (v) => {
-        if (typeof v === "string") texts.push(v);
-        else if (v instanceof ArrayBuffer) texts.push(new TextDecoder("latin1").decode(v));
-        else if (ArrayBuffer.isView(v)) texts.push(new TextDecoder("latin1").decode(new Uint8Array(v.buffer, v.byteOffset, v.byteLength)));
-        else if (v instanceof Blob) texts.push("(blob)");
-        else if (v && typeof v === "object") for (const x of Object.values(v)) walk(x);
-      };
-      try {
-        for (const s of db.objectStoreNames) {
-          const os = db.transaction(s).objectStore(s);
-          walk(await req(os.getAll()));
-          walk(await req(os.getAllKeys()));
-        }
-      } finally {
-        db.close();
-      }
-      return texts.some((t) => t.includes(marker));
-    },
-  };
-  self.h = h;
-}
 
 /** Device seqs, event hashes and outcomes of a pulled ledger. */
 function summary(ledger) {
@@ -283,10 +201,10 @@ describe("sync with annal-server", () => {
         const store = await h.open("sync-b2", "patient-b2", "t-b2");
         await store.append(h.ev(1));
         // Nothing listens on port 1 of the loopback: offline.
-        store.configureSync({ serverUrl: "http://127.0.0.1:1", getToken: async () => "unused" });
+        store.configureSync({ serverUrl: "http://127.0.0.1:1", getToken: async () => "unused", auto: false });
         const offline = await h.caught(() => store.sync());
         // Then a server that refuses every token: retrying later cannot help.
-        store.configureSync({ serverUrl: url, getToken: async () => "not-a-jwt" });
+        store.configureSync({ serverUrl: url, getToken: async () => "not-a-jwt", auto: false });
         const refused = await h.caught(() => store.sync());
         return { offline, refused, status: await store.syncStatus() };
       },
@@ -499,6 +417,7 @@ describe("sync with annal-server", () => {
         let refreshed = false;
         store.configureSync({
           serverUrl: url,
+          auto: false,
           getToken: async (refresh) => {
             calls.push(refresh);
             if (refresh) refreshed = true;
@@ -512,6 +431,7 @@ describe("sync with annal-server", () => {
         const calls2 = [];
         other.configureSync({
           serverUrl: url,
+          auto: false,
           getToken: async (refresh) => {
             calls2.push(refresh);
             return "not-a-jwt";
@@ -591,10 +511,12 @@ describe("sync with annal-server", () => {
         out.locked = {
           remoteEvents: await h.caught(() => b.remoteEvents()),
           sync: await h.caught(() => b.sync()),
-          syncStatus: await h.caught(() => b.syncStatus()),
           rejected: await h.caught(() => b.rejected()),
           conflicts: await h.caught(() => b.conflicts()),
         };
+        // A locked store still tells the app where sync stands, without a key.
+        await b.append(h.ev(10)).catch(() => undefined);
+        out.lockedStatus = await b.syncStatus();
         await b.unlock({ keyEncryptionKey: await h.kek(2) });
         out.unlockedRemote = await b.remoteEvents();
         return out;
@@ -614,6 +536,9 @@ describe("sync with annal-server", () => {
     assert.equal(r.status.pending, 0);
     assert.ok(r.sealedAtRest, "pulled payloads are not stored in the clear");
     for (const [call, e] of Object.entries(r.locked)) assert.equal(e.code, "ANNAL_LOCKED", `${call}: ${JSON.stringify(e)}`);
+    assert.equal(r.lockedStatus.state, "locked");
+    assert.equal(r.lockedStatus.pending, 0, "nothing was appended while locked");
+    assert.equal(r.lockedStatus.acked, 1);
     assert.deepEqual(r.unlockedRemote, r.aEvents);
     const s = summary(await server.pull(token));
     assert.deepEqual(

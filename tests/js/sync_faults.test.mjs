@@ -25,8 +25,8 @@ before(async () => {
   pages = await startServer();
   server = await startAnnalServer({ origin: pages.url });
   browser = await launch();
-  page = await openPage(await browser.newContext(), pages.url);
-  await page.evaluate(installHelpers);
+  // The page helpers (`self.h`) are in pages/sync-helpers.js.
+  page = await openPage(await browser.newContext(), pages.url, "/sync.html");
 });
 
 after(async () => {
@@ -45,97 +45,6 @@ async function withProxy(f, options = {}) {
   }
 }
 
-// Installed in the page as `self.h`. Runs in the browser.
-function installHelpers() {
-  const annal = self.annal;
-  const h = {
-    stores: {},
-    describe(e) {
-      return {
-        threw: true,
-        isAnnalError: e instanceof annal.AnnalError,
-        isError: e instanceof Error,
-        isSchemaIncompatible: e instanceof annal.AnnalSchemaIncompatibleError,
-        name: e?.name,
-        code: e?.code,
-        message: String(e?.message ?? e),
-      };
-    },
-    async caught(f) {
-      try {
-        return { threw: false, value: await f() };
-      } catch (e) {
-        return h.describe(e);
-      }
-    },
-    ev(i, extra = {}) {
-      return { aggregateType: "diary", aggregateId: `patient-${i % 3}`, eventType: "symptom-recorded", payload: { i }, ...extra };
-    },
-    async open(name, userId, tenantId) {
-      h.stores[name]?.close();
-      await annal.EventStore.destroy(name);
-      const store = await annal.EventStore.open({ name, userId, tenantId });
-      h.stores[name] = store;
-      return store;
-    },
-    /** Closes and deletes every store this file opened. */
-    async destroyAll() {
-      for (const [name, store] of Object.entries(h.stores)) {
-        store.close();
-        await annal.EventStore.destroy(name);
-      }
-      h.stores = {};
-    },
-    /** Sync with a fixed token; `auto: false` keeps background triggers off. */
-    configure(store, serverUrl, token) {
-      store.configureSync({ serverUrl, getToken: async () => token, auto: false });
-    },
-    /** `n` events in batches of `batch`, as one nurse's shift of offline work. */
-    async appendMany(store, n, batch = 1000, from = 1) {
-      for (let i = from; i < from + n; i += batch) {
-        const size = Math.min(batch, from + n - i);
-        await store.appendBatch(Array.from({ length: size }, (_, k) => h.ev(i + k)));
-      }
-    },
-    /** `sync()` until it succeeds, at most `max` passes: the failures, then the report. */
-    async syncUntilDone(store, max) {
-      const failures = [];
-      for (let n = 0; n < max; n++) {
-        try {
-          return { failures, report: await store.sync() };
-        } catch (e) {
-          failures.push(h.describe(e));
-        }
-      }
-      return { failures, report: null };
-    },
-    /** Hashes of this store's events, in device order. */
-    async hashes(store) {
-      const out = [];
-      for await (const e of store.iterate()) out.push(e.hash);
-      return out;
-    },
-    /** The rows of the `receipts` store of IndexedDB database `dbName` (docs/FORMAT.md §8.1). */
-    async receiptRows(dbName) {
-      const db = await new Promise((ok, fail) => {
-        const r = indexedDB.open(dbName);
-        r.onsuccess = () => ok(r.result);
-        r.onerror = () => fail(r.error);
-      });
-      try {
-        const rows = await new Promise((ok, fail) => {
-          const r = db.transaction("receipts").objectStore("receipts").getAll();
-          r.onsuccess = () => ok(r.result);
-          r.onerror = () => fail(r.error);
-        });
-        return rows.map((r) => ({ ...r, receipt: typeof r.receipt === "string" ? JSON.parse(r.receipt) : r.receipt }));
-      } finally {
-        db.close();
-      }
-    },
-  };
-  self.h = h;
-}
 
 function run(file, args) {
   return new Promise((ok) => execFile(file, args, (error, stdout, stderr) => ok({ code: error ? error.code : 0, stdout, stderr })));

@@ -3,6 +3,7 @@
  * auditors that tampering is detected. Not for production code paths.
  */
 export { tamper, expectation } from "./tamper.js";
+export { FakeClock } from "./clock.js";
 export type { Mutation, Expectation, ExpectationOptions, TamperOptions } from "./tamper.js";
 export {
   decodePage,

@@ -30,8 +30,10 @@ pub(crate) fn db_name(name: &str) -> String {
     format!("{DB_PREFIX}{name}")
 }
 
-/// Opens (creating or upgrading) the database of store `name`.
-pub(crate) async fn open(name: &str) -> Result<IdbDatabase> {
+/// Opens (upgrading) the database of store `name`; creates it only with
+/// `create`, else a missing store is `ANNAL_VALIDATION` and nothing is left
+/// behind (the aborted first upgrade leaves no database).
+pub(crate) async fn open(name: &str, create: bool) -> Result<IdbDatabase> {
     let full = db_name(name);
     let req: IdbOpenDbRequest = factory()?
         .open_with_u32(&full, LAYOUT_VERSION)
@@ -43,12 +45,17 @@ pub(crate) async fn open(name: &str) -> Result<IdbDatabase> {
     let on_upgrade = {
         let upgrade_error = upgrade_error.clone();
         let req = req.clone();
+        let name = name.to_string();
         Closure::<dyn FnMut(IdbVersionChangeEvent)>::new(move |event: IdbVersionChangeEvent| {
             let result = (|| -> Result<()> {
                 let db: IdbDatabase = req.result().map_err(from_dom)?.unchecked_into();
                 let tx: IdbTransaction = req
                     .transaction()
                     .ok_or_else(|| Error::internal("upgrade without a transaction"))?;
+                if event.old_version() == 0.0 && !create {
+                    let _ = tx.abort();
+                    return Err(not_created(&name));
+                }
                 migrations::upgrade(&db, event.old_version() as u32).inspect_err(|_| {
                     let _ = tx.abort();
                 })
@@ -84,6 +91,14 @@ pub(crate) async fn open(name: &str) -> Result<IdbDatabase> {
         ));
     }
     Ok(db)
+}
+
+/// The error for opening a store that does not exist without what creates it.
+pub(crate) fn not_created(name: &str) -> Error {
+    Error::validation(
+        "userId",
+        format!("store {name:?} does not exist yet; creating it needs the userId it belongs to"),
+    )
 }
 
 /// The error for a database whose layout is newer than this annal's.

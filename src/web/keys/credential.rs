@@ -1,5 +1,6 @@
 //! What a person or an app presents to unlock a store: a passphrase, a
-//! WebCrypto key-encryption key, or a recovery secret.
+//! WebCrypto key-encryption key, a recovery secret, or the session key of a
+//! passphrase unlock handed over by a page (to its service worker).
 
 use super::webcrypto;
 use crate::crypto::recovery::{RecoveryError, RecoverySecret};
@@ -13,7 +14,12 @@ pub(crate) const MIN_PASSPHRASE_CHARS: usize = 8;
 pub(crate) const MAX_PASSPHRASE_CHARS: usize = 1024;
 
 /// The option names that carry a credential.
-pub(crate) const FIELDS: [&str; 3] = ["passphrase", "keyEncryptionKey", "recoverySecret"];
+pub(crate) const FIELDS: [&str; 4] = [
+    "passphrase",
+    "keyEncryptionKey",
+    "recoverySecret",
+    "sessionKey",
+];
 
 /// A credential. Passphrases stay JavaScript strings: they go straight to
 /// WebCrypto and never into wasm memory.
@@ -21,6 +27,10 @@ pub(crate) enum Credential {
     Passphrase(JsValue),
     Key(JsValue),
     Recovery(RecoverySecret),
+    /// The PBKDF2 result of a passphrase, as a non-extractable `CryptoKey`:
+    /// it opens the passphrase slot without the passphrase. It lives only in
+    /// memory (see `KeyState::session`).
+    Session(JsValue),
 }
 
 impl std::fmt::Debug for Credential {
@@ -29,6 +39,7 @@ impl std::fmt::Debug for Credential {
             Credential::Passphrase(_) => "Credential::Passphrase(..)",
             Credential::Key(_) => "Credential::Key(..)",
             Credential::Recovery(_) => "Credential::Recovery(..)",
+            Credential::Session(_) => "Credential::Session(..)",
         })
     }
 }
@@ -43,7 +54,7 @@ impl Credential {
     /// The slot kind this credential opens.
     pub(crate) fn kind(&self) -> &'static str {
         match self {
-            Credential::Passphrase(_) => "passphrase",
+            Credential::Passphrase(_) | Credential::Session(_) => "passphrase",
             Credential::Key(_) => "key",
             Credential::Recovery(_) => "recovery",
         }
@@ -63,7 +74,7 @@ impl Credential {
             [(field, value)] => Credential::parse(field, value.clone()).map(Some),
             _ => Err(Error::validation(
                 "options",
-                "give one of passphrase, keyEncryptionKey and recoverySecret, not several",
+                "give one of passphrase, keyEncryptionKey, recoverySecret and sessionKey, not several",
             )),
         }
     }
@@ -101,6 +112,15 @@ impl Credential {
             "keyEncryptionKey" => {
                 webcrypto::check_kek(&value)?;
                 Ok(Credential::Key(value))
+            }
+            "sessionKey" => {
+                webcrypto::check_kek(&value).map_err(|_| {
+                    Error::validation(
+                        field,
+                        "sessionKey must be the CryptoKey that store.sessionKey() returned in a page",
+                    )
+                })?;
+                Ok(Credential::Session(value))
             }
             _ => {
                 let Some(text) = value.as_string() else {

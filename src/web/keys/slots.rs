@@ -52,37 +52,56 @@ impl Credential {
                     pbkdf2.ok_or_else(|| Error::internal("no PBKDF2 parameters"))?;
                 webcrypto::derive_kek(p, salt, *iterations).await
             }
-            Credential::Key(k) => Ok(k.clone()),
+            Credential::Key(k) | Credential::Session(k) => Ok(k.clone()),
             Credential::Recovery(secret) => {
                 webcrypto::import_kek(secret.kek(store_id).as_ref()).await
             }
         }
     }
 
-    /// A new slot wrapping `master` under this credential.
+    /// A new slot wrapping `master` under this credential, and for a
+    /// passphrase the session key that opens it (see [`Credential::Session`]).
     pub(crate) async fn new_slot(
         &self,
         store_id: &str,
         master: &MasterKey,
         created_at: &str,
         entropy: &dyn Entropy,
-    ) -> Result<Slot> {
+    ) -> Result<(Slot, Option<JsValue>)> {
+        if matches!(self, Credential::Session(_)) {
+            return Err(Error::validation(
+                "sessionKey",
+                "a sessionKey only unlocks; create or change a passphrase with the passphrase itself",
+            ));
+        }
         let pbkdf2 = matches!(self, Credential::Passphrase(_))
             .then(|| (PBKDF2_ITERATIONS, random(entropy, 16)));
         let kek = self.kek(store_id, pbkdf2.as_ref()).await?;
         let iv = random(entropy, 12);
         let wrapped = webcrypto::wrap(&kek, &iv, &aad(store_id, self.kind()), master).await?;
-        Ok(Slot {
+        let slot = Slot {
             kind: self.kind().to_string(),
             iv,
             wrapped,
             created_at: created_at.to_string(),
             pbkdf2,
-        })
+        };
+        let session = matches!(self, Credential::Passphrase(_)).then_some(kek);
+        Ok((slot, session))
     }
 
     /// Unwraps the master key from the slot of this credential's kind.
     pub(crate) async fn unwrap(&self, store_id: &str, slots: &[Slot]) -> Result<MasterKey> {
+        Ok(self.unwrap_with_session(store_id, slots).await?.0)
+    }
+
+    /// As [`Credential::unwrap`], with the session key of a passphrase or
+    /// session credential, so PBKDF2 runs once.
+    pub(crate) async fn unwrap_with_session(
+        &self,
+        store_id: &str,
+        slots: &[Slot],
+    ) -> Result<(MasterKey, Option<JsValue>)> {
         let kind = self.kind();
         let Some(slot) = slots.iter().find(|s| s.kind == kind) else {
             let have: Vec<&str> = slots.iter().map(|s| s.kind.as_str()).collect();
@@ -95,7 +114,7 @@ impl Credential {
             ));
         };
         let kek = self.kek(store_id, slot.pbkdf2.as_ref()).await?;
-        webcrypto::unwrap(&kek, &slot.iv, &aad(store_id, kind), &slot.wrapped)
+        let master = webcrypto::unwrap(&kek, &slot.iv, &aad(store_id, kind), &slot.wrapped)
             .await?
             .ok_or_else(|| {
                 Error::new(
@@ -104,9 +123,12 @@ impl Credential {
                         Credential::Passphrase(_) => "wrong passphrase: it does not unlock this store; try again, or open it with its recoverySecret",
                         Credential::Key(_) => "wrong keyEncryptionKey: it does not unlock this store",
                         Credential::Recovery(_) => "wrong recovery secret: it does not unlock this store (it may have been replaced by a newer exportRecoveryKey())",
+                        Credential::Session(_) => "the session key no longer unlocks this store (its passphrase was changed); unlock the store in a page again",
                     },
                 )
-            })
+            })?;
+        let session = kind == "passphrase";
+        Ok((master, session.then_some(kek)))
     }
 }
 

@@ -17,6 +17,9 @@ pub(crate) struct KeyState {
     ring_stale: Cell<bool>,
     on_change: RefCell<Option<js_sys::Function>>,
     channel: RefCell<Option<KeyChannel>>,
+    /// The session key of a passphrase unlock (a non-extractable
+    /// `CryptoKey`), while unlocked: what a page hands its service worker.
+    session: RefCell<Option<JsValue>>,
 }
 
 impl KeyState {
@@ -87,6 +90,19 @@ impl KeyState {
         }
     }
 
+    /// Remembers (or forgets) the session key of this unlock.
+    pub(crate) fn set_session(&self, key: Option<JsValue>) {
+        *self.session.borrow_mut() = key;
+    }
+
+    /// The session key, while unlocked with a passphrase or a session key.
+    pub(crate) fn session(&self) -> Option<JsValue> {
+        if self.locked() {
+            return None;
+        }
+        self.session.borrow().clone()
+    }
+
     /// Installs a newer ring read from the database, unless the store was
     /// locked meanwhile.
     pub(crate) fn update_ring(&self, at_rest: AtRest) {
@@ -98,6 +114,7 @@ impl KeyState {
 
     /// Locks this context only.
     pub(crate) fn lock_here(&self) {
+        self.session.borrow_mut().take();
         if self.encrypted.get() && self.at_rest.borrow_mut().take().is_some() {
             self.notify(true);
         }
@@ -132,6 +149,7 @@ impl KeyState {
     /// Forgets keys and listeners when the store closes.
     pub(crate) fn close(&self) {
         self.at_rest.borrow_mut().take();
+        self.session.borrow_mut().take();
         self.channel.borrow_mut().take();
         self.on_change.borrow_mut().take();
     }

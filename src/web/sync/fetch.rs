@@ -1,24 +1,74 @@
-//! The default transport: `fetch` through gloo-net.
+//! The default transport: `fetch` through gloo-net, with a timeout per
+//! request and a handle that aborts the request in flight (`cancelSync()`).
 
 use crate::sync::backoff::parse_retry_after;
 use crate::sync::transport::{Request, Response, Transport, TransportError};
 use gloo_net::http::{Method, RequestBuilder};
+use js_sys::{Function, Reflect};
+use std::cell::{Cell, RefCell};
+use std::rc::Rc;
+use wasm_bindgen::closure::Closure;
+use wasm_bindgen::{JsCast, JsValue};
+use web_sys::AbortController;
+
+/// How long one request may take before it counts as a network failure.
+pub(crate) const DEFAULT_TIMEOUT_MS: u32 = 30_000;
+
+/// The request in flight, so it can be aborted from outside.
+#[derive(Debug, Default)]
+pub(crate) struct InFlight {
+    controller: RefCell<Option<AbortController>>,
+    aborted: Cell<bool>,
+}
+
+impl InFlight {
+    /// Aborts the request in flight, if any, and every later one.
+    pub(crate) fn abort(&self) {
+        self.aborted.set(true);
+        if let Some(c) = self.controller.borrow_mut().take() {
+            c.abort();
+        }
+    }
+}
 
 /// Sends requests to one annal-server.
 #[derive(Debug, Clone)]
 pub(crate) struct FetchTransport {
     pub(crate) base_url: String,
+    pub(crate) timeout_ms: u32,
+    pub(crate) in_flight: Rc<InFlight>,
 }
 
-impl Transport for FetchTransport {
-    async fn send(&self, req: Request) -> Result<Response, TransportError> {
+/// `setTimeout` in any context (window, worker, service worker).
+fn set_timeout(callback: &Closure<dyn FnMut()>, ms: u32) -> Option<JsValue> {
+    let global = js_sys::global();
+    let f: Function = Reflect::get(&global, &JsValue::from_str("setTimeout"))
+        .ok()?
+        .dyn_into()
+        .ok()?;
+    f.call2(&global, callback.as_ref(), &JsValue::from(ms)).ok()
+}
+
+fn clear_timeout(handle: &JsValue) {
+    let global = js_sys::global();
+    if let Ok(f) = Reflect::get(&global, &JsValue::from_str("clearTimeout"))
+        .and_then(|f| f.dyn_into::<Function>())
+    {
+        let _ = f.call1(&global, handle);
+    }
+}
+
+impl FetchTransport {
+    async fn fetch(&self, req: Request, controller: &AbortController) -> Result<Response, String> {
         let url = format!("{}{}", self.base_url.trim_end_matches('/'), req.path);
         let method = if req.method == "POST" {
             Method::POST
         } else {
             Method::GET
         };
-        let mut builder = RequestBuilder::new(&url).method(method);
+        let mut builder = RequestBuilder::new(&url)
+            .method(method)
+            .abort_signal(Some(&controller.signal()));
         if let Some(token) = &req.token {
             builder = builder.header("Authorization", &format!("Bearer {token}"));
         }
@@ -28,24 +78,50 @@ impl Transport for FetchTransport {
                 .body(body),
             None => builder.build(),
         }
-        .map_err(|e| TransportError::Network(e.to_string()))?;
-        let response = request
-            .send()
-            .await
-            .map_err(|e| TransportError::Network(e.to_string()))?;
+        .map_err(|e| e.to_string())?;
+        let response = request.send().await.map_err(|e| e.to_string())?;
         let status = response.status();
         let retry_after_ms = response
             .headers()
             .get("retry-after")
             .and_then(|v| parse_retry_after(&v));
-        let body = response
-            .text()
-            .await
-            .map_err(|e| TransportError::Network(e.to_string()))?;
+        let body = response.text().await.map_err(|e| e.to_string())?;
         Ok(Response {
             status,
             retry_after_ms,
             body,
         })
+    }
+}
+
+impl Transport for FetchTransport {
+    async fn send(&self, req: Request) -> Result<Response, TransportError> {
+        if self.in_flight.aborted.get() {
+            return Err(TransportError::Network("sync was cancelled".into()));
+        }
+        let controller = AbortController::new()
+            .map_err(|_| TransportError::Network("AbortController is unavailable".into()))?;
+        let timed_out = Rc::new(Cell::new(false));
+        let on_timeout = {
+            let controller = controller.clone();
+            let timed_out = timed_out.clone();
+            Closure::<dyn FnMut()>::new(move || {
+                timed_out.set(true);
+                controller.abort();
+            })
+        };
+        let timer = set_timeout(&on_timeout, self.timeout_ms);
+        *self.in_flight.controller.borrow_mut() = Some(controller.clone());
+        let result = self.fetch(req, &controller).await;
+        self.in_flight.controller.borrow_mut().take();
+        if let Some(t) = &timer {
+            clear_timeout(t);
+        }
+        drop(on_timeout);
+        match result {
+            Ok(r) => Ok(r),
+            Err(_) if timed_out.get() => Err(TransportError::Timeout),
+            Err(e) => Err(TransportError::Network(e)),
+        }
     }
 }

@@ -28,10 +28,24 @@ fn set(obj: &Object, key: &str, value: &JsValue) {
     let _ = Reflect::set(obj, &JsValue::from_str(key), value);
 }
 
+/// Called with each page of pulled events once it is stored.
+pub(crate) type OnPulled = Rc<dyn Fn(&[Pulled])>;
+
 /// The sync side of an open store.
 #[derive(Clone)]
 pub(crate) struct IdbSyncStore {
     pub(crate) store: Rc<IdbStore>,
+    pub(crate) on_pulled: Option<OnPulled>,
+}
+
+impl IdbSyncStore {
+    /// The sync side of `store`, telling no one about pulls.
+    pub(crate) fn of(store: &Rc<IdbStore>) -> IdbSyncStore {
+        IdbSyncStore {
+            store: store.clone(),
+            on_pulled: None,
+        }
+    }
 }
 
 fn state_from_js(v: &JsValue) -> Result<SyncState> {
@@ -291,7 +305,11 @@ impl SyncStore for IdbSyncStore {
         state.checkpoint = Some(checkpoint.clone());
         state.remote = remote.clone();
         fire(sync.put_with_key(&state_to_js(&state), &JsValue::from_str(STATE_KEY)))?;
-        txn.commit().await
+        txn.commit().await?;
+        if let (Some(tell), false) = (&self.on_pulled, pulled.is_empty()) {
+            tell(pulled);
+        }
+        Ok(())
     }
 
     async fn save_retry(&self, retry: &RetryState) -> Result<()> {

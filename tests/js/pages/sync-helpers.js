@@ -1,0 +1,175 @@
+// Page-side helpers of the sync tests, installed as `self.h` by sync.html
+// (pages) and sync-worker.js (a dedicated worker). Runs in the browser.
+import * as annal from "/annal/dist/index.js";
+import * as testing from "/annal/dist/testing/index.js";
+
+const request = (r) =>
+  new Promise((ok, fail) => {
+    r.onsuccess = () => ok(r.result);
+    r.onerror = () => fail(r.error);
+  });
+
+async function openRaw(dbName) {
+  return request(indexedDB.open(dbName));
+}
+
+export const h = {
+  /** Open stores, by name, so a test can use them across evaluate() calls. */
+  stores: {},
+  /** What an error is, as plain data a test can assert on. */
+  describe(e) {
+    return {
+      threw: true,
+      isError: e instanceof Error,
+      isAnnalError: e instanceof annal.AnnalError,
+      isSchemaIncompatible: e instanceof annal.AnnalSchemaIncompatibleError,
+      name: e?.name,
+      code: e?.code,
+      message: String(e?.message ?? e),
+      field: e?.field,
+    };
+  },
+  /** Runs `f`: `{ threw: false, value }`, or what it threw. */
+  async caught(f) {
+    try {
+      return { threw: false, value: await f() };
+    } catch (e) {
+      return h.describe(e);
+    }
+  },
+  ev(i, extra = {}) {
+    return { aggregateType: "diary", aggregateId: `patient-${i % 3}`, eventType: "symptom-recorded", payload: { i }, ...extra };
+  },
+  /** A fresh store (its database deleted first), remembered as `h.stores[name]`. */
+  async open(name, userId, tenantId, extra = {}) {
+    h.stores[name]?.close();
+    await annal.EventStore.destroy(name);
+    const store = await annal.EventStore.open({ name, userId, tenantId, ...extra });
+    h.stores[name] = store;
+    return store;
+  },
+  /** An existing store, opened again in this context (no delete). */
+  async reopen(name, extra = {}) {
+    h.stores[name]?.close();
+    const store = await annal.EventStore.open({ name, ...extra });
+    h.stores[name] = store;
+    return store;
+  },
+  /** Closes and deletes every store this context opened. */
+  async destroyAll() {
+    for (const [name, store] of Object.entries(h.stores)) {
+      store.close();
+      await annal.EventStore.destroy(name);
+    }
+    h.stores = {};
+  },
+  /** Sync with a fixed token; `auto: false` keeps background triggers off unless `extra` says otherwise. */
+  configure(store, serverUrl, token, scope, extra = {}) {
+    store.configureSync({ serverUrl, getToken: async () => token, auto: false, ...(scope ? { scope } : {}), ...extra });
+  },
+  /** `n` events in batches of `batch`, as one nurse's shift of offline work. */
+  async appendMany(store, n, batch = 1000, from = 1) {
+    for (let i = from; i < from + n; i += batch) {
+      const size = Math.min(batch, from + n - i);
+      await store.appendBatch(Array.from({ length: size }, (_, k) => h.ev(i + k)));
+    }
+  },
+  /** `sync()` until it succeeds, at most `max` passes: the failures, then the report. */
+  async syncUntilDone(store, max) {
+    const failures = [];
+    for (let n = 0; n < max; n++) {
+      try {
+        return { failures, report: await store.sync() };
+      } catch (e) {
+        failures.push(h.describe(e));
+      }
+    }
+    return { failures, report: null };
+  },
+  /** Hashes of this store's events, in device order. */
+  async hashes(store) {
+    const out = [];
+    for await (const e of store.iterate()) out.push(e.hash);
+    return out;
+  },
+  /** A non-extractable AES-GCM 256 key from 32 known bytes. */
+  kek(seed = 1) {
+    const raw = Uint8Array.from({ length: 32 }, (_, i) => (i * 31 + seed * 7) & 0xff);
+    return crypto.subtle.importKey("raw", raw, "AES-GCM", false, ["encrypt", "decrypt"]);
+  },
+  /**
+   * Whether `marker` occurs anywhere in IndexedDB database `dbName`: in
+   * any key or value, strings and bytes (as Latin-1) alike.
+   */
+  async rawContains(dbName, marker) {
+    const db = await openRaw(dbName);
+    const texts = [];
+    const walk = (v) => {
+      if (typeof v === "string") texts.push(v);
+      else if (v instanceof ArrayBuffer) texts.push(new TextDecoder("latin1").decode(v));
+      else if (ArrayBuffer.isView(v)) texts.push(new TextDecoder("latin1").decode(new Uint8Array(v.buffer, v.byteOffset, v.byteLength)));
+      else if (v instanceof Blob) texts.push("(blob)");
+      else if (v && typeof v === "object") for (const x of Object.values(v)) walk(x);
+    };
+    try {
+      for (const s of db.objectStoreNames) {
+        const os = db.transaction(s).objectStore(s);
+        walk(await request(os.getAll()));
+        walk(await request(os.getAllKeys()));
+      }
+    } finally {
+      db.close();
+    }
+    return texts.some((t) => t.includes(marker));
+  },
+  /** The rows of the `receipts` store of IndexedDB database `dbName` (docs/FORMAT.md §8.1). */
+  async receiptRows(dbName) {
+    const db = await openRaw(dbName);
+    try {
+      const rows = await request(db.transaction("receipts").objectStore("receipts").getAll());
+      return rows.map((r) => ({ ...r, receipt: typeof r.receipt === "string" ? JSON.parse(r.receipt) : r.receipt }));
+    } finally {
+      db.close();
+    }
+  },
+  /** Everything `store` fires of `types`, as plain data, into `into` (an array), until the returned stop(). */
+  record(store, types, into) {
+    const listeners = types.map((type) => {
+      const f = (e) => {
+        const entry = { type, at: Date.now() };
+        if (type === "syncstatus") entry.status = e.status;
+        if (type === "syncprogress") Object.assign(entry, { verified: e.verified, seq: e.seq, more: e.more });
+        if (type === "syncerror") entry.error = h.describe(e.error);
+        if (type === "rejected" || type === "conflict") entry.items = e.items;
+        if (type === "lockchange") entry.locked = e.locked;
+        into.push(entry);
+      };
+      store.addEventListener(type, f);
+      return [type, f];
+    });
+    return () => listeners.forEach(([type, f]) => store.removeEventListener(type, f));
+  },
+  /** Waits until `f()` is truthy (real time), at most `ms`. */
+  async until(f, ms = 10_000, what = "the condition") {
+    const deadline = Date.now() + ms;
+    for (;;) {
+      const v = await f();
+      if (v) return v;
+      if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+      await new Promise((ok) => setTimeout(ok, 20));
+    }
+  },
+  /** Waits until no pass runs for `store` in any context. */
+  async settled(store, ms = 10_000) {
+    return h.until(async () => {
+      const s = await store.syncStatus();
+      return s.state !== "syncing" && s;
+    }, ms, "sync to settle");
+  },
+};
+
+export function install() {
+  self.annal = annal;
+  self.testing = testing;
+  self.h = h;
+}
