@@ -18,7 +18,7 @@ TARBALL := target/npm/annal-$(PACKAGE_VERSION).tgz
 .PHONY: help setup build demo test lint test-native test-wasm test-js bench-server clean
 
 help:
-	@echo "make demo   build and serve the demo on http://127.0.0.1:8080"
+	@echo "make demo   build and serve the demo on http://127.0.0.1:8080, with annal-server on :8787"
 	@echo "make test   lint and run every test (native, browser, package)"
 
 ## Installation of missing tools ##############################################
@@ -80,8 +80,10 @@ build: setup
 
 ## The two commands ###########################################################
 
+# The demo on :8080, and annal-server on :8787 behind it (SQLite and token
+# secret in target/demo/, kept across runs like the browser's stores).
 demo: build
-	node www/serve.mjs --port 8080
+	node www/serve.mjs --port 8080 --annal-server 127.0.0.1:8787 --data-dir target/demo
 
 test: setup lint test-native test-wasm test-js
 

@@ -1,10 +1,12 @@
 // The annal demo: one page, no build step, no framework. Everything it loads
-// comes from this server: the package from /annal/, this file and style.css.
+// comes from this server: the package from /annal/, this file, ui.js (the
+// shared helpers), sync.js (the Sync card) and style.css; sync goes to
+// annal-server through the same server's /sync/.
 
-import { EventStore, AnnalError } from "/annal/dist/index.js";
+import { EventStore } from "/annal/dist/index.js";
 import { tamper, expectation, openKeys } from "/annal/dist/testing/index.js";
-
-const $ = (id) => document.getElementById(id);
+import { $, clearError, el, fill, hashCode, log, onActionDone, run, showError, value } from "./ui.js";
+import * as sync from "./sync.js";
 
 /** The open store, or null. */
 let store = null;
@@ -16,107 +18,6 @@ let lastDrill = null;
 let exportUrl = null;
 /** The "lockchange" listener on the open store, removed when it closes. */
 let lockListener = null;
-
-// ---------------------------------------------------------------- helpers --
-
-/** Creates an element with attributes and children (strings become text). */
-function el(tag, attrs = {}, ...children) {
-  const node = document.createElement(tag);
-  for (const [key, value] of Object.entries(attrs)) {
-    if (value === undefined || value === null || value === false) continue;
-    if (key === "class") node.className = value;
-    else if (key.startsWith("data-")) node.setAttribute(key, String(value));
-    else if (key in node) node[key] = value;
-    else node.setAttribute(key, String(value));
-  }
-  node.append(...children.flat().filter((c) => c !== undefined && c !== null && c !== false));
-  return node;
-}
-
-/** Replaces a node's children, leaving out null, undefined and false. */
-function fill(node, ...children) {
-  node.replaceChildren(...children.filter((c) => c !== undefined && c !== null && c !== false));
-}
-
-const short = (hash) => (typeof hash === "string" ? `${hash.slice(0, 8)}…` : "—");
-
-function hashCode(hash) {
-  return el("code", { class: "hash", title: hash }, short(hash));
-}
-
-/** Adds a line to the activity log. */
-function log(text, kind = "info") {
-  const time = new Date().toLocaleTimeString();
-  const list = $("log");
-  list.prepend(el("li", { class: `log-${kind}` }, el("time", {}, time), " ", text));
-  while (list.children.length > 100) list.lastElementChild.remove();
-}
-
-/** The code shown for an error: annal's stable code, or the JS error name. */
-function codeOf(error) {
-  if (error instanceof AnnalError) return error.code;
-  if (error && typeof error.code === "string") return error.code;
-  return error?.name ?? "Error";
-}
-
-/** What to do about the errors a user of an encrypted store meets first. */
-const HINTS = {
-  ANNAL_LOCKED: "The store is encrypted and locked: type its passphrase in the passphrase field above, then open the store again (or press Unlock if it is open).",
-  ANNAL_BAD_KEY: "The passphrase does not unlock this store. Nothing was read or changed: check it and try again. A wrong key is never a sign of tampering.",
-};
-
-/** Shows `error` in `box` with its code, message and details. Never swallowed. */
-function showError(box, error, action) {
-  const code = codeOf(error);
-  const message = error?.message ?? String(error);
-  const hint = error instanceof AnnalError ? HINTS[code] : undefined;
-  const details = [];
-  if (error?.field !== undefined) details.push(el("li", {}, "field: ", el("code", {}, error.field)));
-  if (error?.deviceSeq !== undefined) details.push(el("li", {}, "deviceSeq: ", el("code", {}, String(error.deviceSeq))));
-  if (error?.eventId !== undefined) details.push(el("li", {}, "eventId: ", el("code", {}, error.eventId)));
-  if (!(error instanceof AnnalError)) {
-    details.push(el("li", { class: "muted" }, "Not an AnnalError: raised by the demo page or the tamper drill."));
-  }
-  fill(box,
-    el("p", { class: "error-title" }, el("span", { class: "badge", "data-testid": "error-code" }, code), " ", `${action} failed`),
-    el("p", { class: "error-message", "data-testid": "error-message" }, message),
-    hint && el("p", { class: "error-hint", "data-testid": "error-hint" }, hint),
-    ...(details.length ? [el("ul", { class: "error-details" }, details)] : []),
-  );
-  box.dataset.code = code;
-  box.hidden = false;
-  log(`${action} failed — ${code}: ${message}`, "error");
-}
-
-function clearError(box) {
-  box.hidden = true;
-  box.replaceChildren();
-  delete box.dataset.code;
-}
-
-/**
- * Runs an action for a button: disables it meanwhile, and shows any error
- * in `errorBox` (cleared first).
- */
-async function run(button, errorBox, action, op) {
-  clearError(errorBox);
-  const was = button.disabled;
-  button.disabled = true;
-  button.setAttribute("aria-busy", "true");
-  try {
-    await op();
-  } catch (error) {
-    showError(errorBox, error, action);
-  } finally {
-    button.disabled = was;
-    button.removeAttribute("aria-busy");
-    syncEnabled();
-  }
-}
-
-function value(id) {
-  return $(id).value.trim();
-}
 
 // ------------------------------------------------------------ store state --
 
@@ -141,6 +42,7 @@ function syncEnabled() {
   const sealed = $("tamper-sealed");
   sealed.hidden = sealed.disabled = !encrypted;
   if (!encrypted && sealed.contains($("tamper-kind").selectedOptions[0] ?? null)) $("tamper-kind").value = "changeField";
+  sync.renderControls();
 }
 
 /** Shows the open store's identity and head. */
@@ -233,6 +135,7 @@ $("store-form").addEventListener("submit", (event) => {
     store = await EventStore.open(options);
     lockListener = (event) => void onLockChange(event);
     store.addEventListener("lockchange", lockListener);
+    sync.attach(store);
     lastDrill = null;
     resetVerify();
     $("append-result").replaceChildren();
@@ -251,6 +154,7 @@ function closeStore() {
   try {
     // Closing erases an encrypted store's keys: not a lock to report.
     store.removeEventListener("lockchange", lockListener);
+    sync.detach();
     store.close();
   } finally {
     store = null;
@@ -1001,9 +905,15 @@ window.addEventListener("unhandledrejection", (event) => {
   showError($("store-error"), event.reason, "An operation");
 });
 
+onActionDone(syncEnabled);
 syncEnabled();
 await renderStatus();
 await renderCrypto();
 renderEvents(null);
 renderTamperPreview();
+try {
+  await sync.init();
+} catch (error) {
+  showError($("sync-error"), error, "Reading the network switch");
+}
 document.documentElement.dataset.ready = "true";

@@ -1,13 +1,18 @@
 // A small static server for the demo and the browser tests. Loopback only.
 //
-//   node www/serve.mjs [--port 8080]
+//   node www/serve.mjs [--port 8080] [--annal-server 127.0.0.1:8787 --data-dir target/demo]
 //
 // serves www/ at / and the built npm package (target/npm/package) at /annal/.
+// With --annal-server it is the whole demo (`make demo`): it also starts
+// annal-server on that address, with its SQLite database and token secret
+// in --data-dir, and mounts www/demo_backend.mjs (the /sync/ proxy with its
+// offline switch, and the /demo/ token endpoint). Ctrl-C stops both.
 
 import { createServer } from "node:http";
 import { readFile, stat } from "node:fs/promises";
 import { extname, join, resolve, sep } from "node:path";
 import { fileURLToPath } from "node:url";
+import { startDemoBackend } from "./demo_backend.mjs";
 
 const TYPES = {
   ".html": "text/html; charset=utf-8",
@@ -25,15 +30,18 @@ const TYPES = {
 
 /**
  * Starts a server. `mounts` maps URL prefixes (ending in "/") to folders;
- * the longest matching prefix wins. Resolves with { server, port, url }.
+ * the longest matching prefix wins. `routes(req, res)`, if given, is asked
+ * first and resolves with whether it answered. Resolves with
+ * { server, port, url }.
  */
-export async function serve({ mounts, port = 0, host = "127.0.0.1" }) {
+export async function serve({ mounts, port = 0, host = "127.0.0.1", routes }) {
   const table = Object.entries(mounts)
     .map(([prefix, dir]) => [prefix, resolve(dir)])
     .sort((a, b) => b[0].length - a[0].length);
 
   const server = createServer(async (req, res) => {
     try {
+      if (routes && (await routes(req, res))) return;
       const path = decodeURIComponent(new URL(req.url, "http://x").pathname);
       const mount = table.find(([prefix]) => path.startsWith(prefix));
       if (!mount) return send(res, 404, "not found");
@@ -66,13 +74,64 @@ function send(res, status, text) {
   res.end(text);
 }
 
-if (process.argv[1] && fileURLToPath(import.meta.url) === resolve(process.argv[1])) {
-  const root = resolve(fileURLToPath(import.meta.url), "../..");
-  const at = process.argv.indexOf("--port");
-  const port = at > 0 ? Number(process.argv[at + 1]) : 8080;
-  const { url } = await serve({
+const ROOT = resolve(fileURLToPath(import.meta.url), "../..");
+
+/**
+ * The demo as `make demo` runs it: www/ and the package, and with
+ * `annalServer: { listen, dataDir, log?, onExit? }` also annal-server behind
+ * the demo backend. Resolves with { url, backend, close() }; `backend` is
+ * that of www/demo_backend.mjs, or null.
+ */
+export async function startDemo({ port = 0, annalServer } = {}) {
+  let backend = null;
+  const web = await serve({
     port,
-    mounts: { "/": join(root, "www"), "/annal/": join(root, "target/npm/package") },
+    mounts: { "/": join(ROOT, "www"), "/annal/": join(ROOT, "target/npm/package") },
+    routes: (req, res) => backend?.handle(req, res) ?? false,
   });
-  console.log(`annal demo on ${url}/  (Ctrl-C to stop)`);
+  const close = async () => {
+    await backend?.close();
+    web.server.closeAllConnections();
+    await new Promise((ok) => web.server.close(ok));
+  };
+  if (annalServer) {
+    try {
+      backend = await startDemoBackend({ origin: web.url, ...annalServer });
+    } catch (e) {
+      await close();
+      throw e;
+    }
+  }
+  return { url: web.url, backend, close };
+}
+
+function option(name) {
+  const at = process.argv.indexOf(name);
+  return at > 0 ? process.argv[at + 1] : undefined;
+}
+
+if (process.argv[1] && fileURLToPath(import.meta.url) === resolve(process.argv[1])) {
+  const listen = option("--annal-server");
+  const demo = await startDemo({
+    port: Number(option("--port") ?? 8080),
+    annalServer: listen && {
+      listen,
+      dataDir: resolve(option("--data-dir") ?? join(ROOT, "target/demo")),
+      log: process.stderr,
+      onExit: (code) => {
+        console.error(`annal-server stopped (${code}); stopping the demo`);
+        process.exit(1);
+      },
+    },
+  });
+  console.log(`annal demo on ${demo.url}/  (Ctrl-C to stop)`);
+  if (demo.backend) console.log(`annal-server on ${demo.backend.url} (the page syncs through ${demo.url}/sync)`);
+  let stopping = false;
+  for (const signal of ["SIGINT", "SIGTERM"]) {
+    process.on(signal, () => {
+      if (stopping) return;
+      stopping = true;
+      demo.close().then(() => process.exit(0));
+    });
+  }
 }
