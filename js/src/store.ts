@@ -176,7 +176,7 @@ function checkMs(options: Record<string, unknown>, key: string, fallback: number
 }
 
 /** The options `configureSync()` takes. */
-const SYNC_OPTIONS = ["serverUrl", "getToken", "scope", "auto", "intervalMs", "debounceMs", "timeoutMs", "clock"];
+const SYNC_OPTIONS = ["serverUrl", "getToken", "scope", "auto", "intervalMs", "debounceMs", "timeoutMs", "clock", "fetch"];
 
 function checkClock(value: unknown): Clock {
   if (value === undefined) return systemClock;
@@ -682,6 +682,7 @@ export class EventStore extends EventTarget {
         serverUrl: options.serverUrl,
         getToken: (refresh) => options.getToken(refresh),
         clock: this.#clock,
+        fetch: (request) => (options.fetch ? options.fetch(request) : fetch(request)),
         checkpointSeq: async () => (await this.syncStatus()).checkpoint?.seq ?? 0,
         sync: () => this.sync(),
         closed: () => {

@@ -255,6 +255,12 @@ export interface SyncOptions {
   /** How long one request may take before it counts as offline. Default 30000; 100 to 600000. */
   timeoutMs?: number;
   /**
+   * The `fetch` sync and `live()` send their requests with, instead of the
+   * global one: `(request: Request) => Promise<Response>`. Tests pass
+   * `new FaultyFetch().fetch` from `annal/testing` to inject network faults.
+   */
+  fetch?: (request: Request) => Promise<Response>;
+  /**
    * The clock that schedules retries and the interval: `Date.now()` and the
    * global timers by default. Tests pass `FakeClock` from `annal/testing`.
    */

@@ -205,7 +205,7 @@ impl Store {
     }
 
     /// Sets where and how this store syncs: `{ serverUrl, getToken, scope?,
-    /// clock?, timeoutMs? }`. `getToken(refresh)` returns (a promise of) a
+    /// clock?, timeoutMs?, fetch? }`. `getToken(refresh)` returns (a promise of) a
     /// bearer token; `refresh` is true when the last one was refused.
     /// `clock.now()` schedules retries (a fake clock in tests).
     #[wasm_bindgen(js_name = configureSync)]
@@ -250,6 +250,15 @@ impl Store {
                     })?,
             ),
         };
+        let fetch = match get("fetch") {
+            v if v.is_undefined() || v.is_null() => None,
+            v => Some(v.dyn_into::<js_sys::Function>().map_err(|_| {
+                Error::validation(
+                    "fetch",
+                    "fetch must be a function (request: Request) => Promise<Response>, like FaultyFetch's from annal/testing",
+                )
+            })?),
+        };
         let timeout_ms = match get("timeoutMs") {
             v if v.is_undefined() => super::sync::fetch::DEFAULT_TIMEOUT_MS,
             v => v
@@ -269,6 +278,7 @@ impl Store {
             scope,
             clock: super::sync::run::JsClock { now: clock },
             timeout_ms,
+            fetch,
         });
         Ok(())
     }

@@ -116,6 +116,30 @@ export function useBrowser() {
 }
 
 /**
+ * What the sync tests run on: the test pages' server, a real annal-server
+ * (`serverOptions` as for {@link startAnnalServer}), a fresh Chromium and
+ * a page of `/sync.html`, whose helpers (`self.h`) are in
+ * pages/sync-helpers.js. `close()` ends them all.
+ */
+export async function startSyncEnv(serverOptions = {}) {
+  const pages = await startServer();
+  const server = await startAnnalServer({ origin: pages.url, ...serverOptions });
+  const browser = await launch();
+  const page = await openPage(await browser.newContext(), pages.url, "/sync.html");
+  return {
+    pages,
+    server,
+    browser,
+    page,
+    async close() {
+      await browser.close();
+      pages.server.close();
+      await server.close();
+    },
+  };
+}
+
+/**
  * A real annal-server (target/release/annal-server, built by `make build`)
  * on a fresh SQLite file and token secret, listening on 127.0.0.1 on a free
  * port and allowing CORS from `origin` (the test pages' server). Resolves

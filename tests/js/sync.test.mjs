@@ -13,23 +13,11 @@ import { after, before, describe, test } from "node:test";
 import assert from "node:assert/strict";
 import { execFile } from "node:child_process";
 import { join } from "node:path";
-import { launch, openPage, startAnnalServer, startServer, VERIFY_BIN } from "./harness.mjs";
+import { startAnnalServer, startSyncEnv, VERIFY_BIN } from "./harness.mjs";
 
-let pages, server, browser, page;
-
-before(async () => {
-  pages = await startServer();
-  server = await startAnnalServer({ origin: pages.url });
-  browser = await launch();
-  // The page helpers (`self.h`) are in pages/sync-helpers.js.
-  page = await openPage(await browser.newContext(), pages.url, "/sync.html");
-});
-
-after(async () => {
-  await browser?.close();
-  pages?.server.close();
-  await server?.close();
-});
+let pages, server, page, env;
+before(async () => ({ pages, server, page } = env = await startSyncEnv()));
+after(() => env?.close());
 
 
 /** Device seqs, event hashes and outcomes of a pulled ledger. */

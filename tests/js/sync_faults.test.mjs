@@ -16,24 +16,12 @@ import { execFile } from "node:child_process";
 import { randomBytes } from "node:crypto";
 import { readFile, writeFile } from "node:fs/promises";
 import { join } from "node:path";
-import { launch, openPage, startAnnalServer, startServer, VERIFY_BIN } from "./harness.mjs";
+import { startAnnalServer, startSyncEnv, VERIFY_BIN } from "./harness.mjs";
 import { checkItems, entryHash, eventHash, forgeItems, GENESIS, jcs, payloadDigest, startNetProxy } from "./netproxy.mjs";
 
-let pages, server, browser, page;
-
-before(async () => {
-  pages = await startServer();
-  server = await startAnnalServer({ origin: pages.url });
-  browser = await launch();
-  // The page helpers (`self.h`) are in pages/sync-helpers.js.
-  page = await openPage(await browser.newContext(), pages.url, "/sync.html");
-});
-
-after(async () => {
-  await browser?.close();
-  pages?.server.close();
-  await server?.close();
-});
+let pages, server, page, env;
+before(async () => ({ pages, server, page } = env = await startSyncEnv()));
+after(() => env?.close());
 
 /** A proxy in front of `server` for the duration of `f`. */
 async function withProxy(f, options = {}) {

@@ -5,6 +5,8 @@ export interface LiveHost {
   readonly serverUrl: string;
   getToken(refresh: boolean): Promise<string> | string;
   readonly clock: Clock;
+  /** Sends the stream's request: the sync option `fetch`, or the global one. */
+  fetch(request: Request): Promise<Response>;
   /** The seq of the last verified ledger entry (0 before the first pull). */
   checkpointSeq(): Promise<number>;
   /** A sync pass, which pulls and verifies what the stream announced. */
@@ -128,7 +130,7 @@ export class LiveStream implements LiveSubscription {
       if (this.#lastId !== undefined) headers["Last-Event-ID"] = this.#lastId;
       else url.searchParams.set("after", String(await this.#host.checkpointSeq()));
       this.#abort = new AbortController();
-      const response = await fetch(url, { headers, signal: this.#abort.signal, cache: "no-store" });
+      const response = await this.#host.fetch(new Request(url, { headers, signal: this.#abort.signal, cache: "no-store" }));
       if (response.status === 401 && !refresh) {
         refresh = true;
         await response.body?.cancel();

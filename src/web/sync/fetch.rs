@@ -9,6 +9,7 @@ use std::cell::{Cell, RefCell};
 use std::rc::Rc;
 use wasm_bindgen::closure::Closure;
 use wasm_bindgen::{JsCast, JsValue};
+use wasm_bindgen_futures::JsFuture;
 use web_sys::AbortController;
 
 /// How long one request may take before it counts as a network failure.
@@ -37,6 +38,17 @@ pub(crate) struct FetchTransport {
     pub(crate) base_url: String,
     pub(crate) timeout_ms: u32,
     pub(crate) in_flight: Rc<InFlight>,
+    /// The app's `fetch(request)` (e.g. `FaultyFetch` from `annal/testing`),
+    /// in place of the global one.
+    pub(crate) fetch: Option<Function>,
+}
+
+/// What a rejected promise or a thrown value says.
+fn describe(e: &JsValue) -> String {
+    e.dyn_ref::<js_sys::Error>()
+        .map(|e| String::from(e.message()))
+        .or_else(|| e.as_string())
+        .unwrap_or_else(|| "the request failed".into())
 }
 
 /// `setTimeout` in any context (window, worker, service worker).
@@ -79,7 +91,20 @@ impl FetchTransport {
             None => builder.build(),
         }
         .map_err(|e| e.to_string())?;
-        let response = request.send().await.map_err(|e| e.to_string())?;
+        let response = match &self.fetch {
+            None => request.send().await.map_err(|e| e.to_string())?,
+            Some(f) => {
+                let raw: web_sys::Request = request.into();
+                let answer = f.call1(&JsValue::NULL, &raw).map_err(|e| describe(&e))?;
+                let answer = JsFuture::from(js_sys::Promise::resolve(&answer))
+                    .await
+                    .map_err(|e| describe(&e))?;
+                let raw: web_sys::Response = answer.dyn_into().map_err(|_| {
+                    "the fetch option resolved to something other than a Response".to_string()
+                })?;
+                gloo_net::http::Response::from(raw)
+            }
+        };
         let status = response.status();
         let retry_after_ms = response
             .headers()

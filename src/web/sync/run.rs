@@ -44,6 +44,7 @@ pub(crate) struct SyncConfig {
     pub(crate) scope: Scope,
     pub(crate) clock: JsClock,
     pub(crate) timeout_ms: u32,
+    pub(crate) fetch: Option<js_sys::Function>,
 }
 
 /// Told after each pull page: see [`Engine::progress`].
@@ -157,6 +158,7 @@ impl IdbStore {
         let transport = FetchTransport {
             base_url: config.server_url.clone(),
             timeout_ms: config.timeout_ms,
+            fetch: config.fetch.clone(),
             in_flight,
         };
         Engine {
