@@ -20,7 +20,7 @@ import assert from "node:assert/strict";
 import { launch, openPage, startAnnalServer, startAuthServer, startServer, waitFor } from "./harness.mjs";
 
 const TENANT = "t-bg";
-const STORES = { kek: "bg-kek", pass: "bg-pass" };
+const STORES = { kek: "bg-kek", pass: "bg-pass", fallback: "bg-fallback" };
 
 let pages, server, auth, browser, context, cdp, registrationId;
 
@@ -30,6 +30,7 @@ before(async () => {
   auth = await startAuthServer({ annal: server, origin: pages.url });
   auth.register(STORES.kek, { user: "patient-kek" });
   auth.register(STORES.pass, { user: "patient-pass" });
+  auth.register(STORES.fallback, { user: "patient-fallback" });
   browser = await launch();
   context = await browser.newContext();
   // The DevTools session: an about:blank tab, not a page of the app.
@@ -49,20 +50,25 @@ after(async () => {
   await server?.close();
 });
 
-/** A page of the app, controlled by the app's service worker. */
-async function appPage() {
+/** A page of the app, controlled by the app's service worker (`nosync`: one that plays a browser without Background Sync). */
+async function appPage({ nosync = false } = {}) {
   const page = await openPage(context, pages.url);
   const names = Object.values(STORES).join(",");
   await page.evaluate(
-    async ({ serverUrl, authUrl, names }) => {
-      const script = `/sync-sw.js?server=${encodeURIComponent(serverUrl)}&auth=${encodeURIComponent(authUrl)}&names=${names}`;
+    async ({ serverUrl, authUrl, names, nosync }) => {
+      const script = `/sync-sw.js?server=${encodeURIComponent(serverUrl)}&auth=${encodeURIComponent(authUrl)}&names=${names}${nosync ? "&nosync" : ""}`;
+      const current = await navigator.serviceWorker.getRegistration("/");
+      if (current && !current.active?.scriptURL.endsWith(script)) {
+        await current.unregister();
+        registrationId = undefined;
+      }
       await navigator.serviceWorker.register(script, { type: "module", scope: "/" });
       await navigator.serviceWorker.ready;
       if (!navigator.serviceWorker.controller) {
         await new Promise((ok) => navigator.serviceWorker.addEventListener("controllerchange", ok, { once: true }));
       }
     },
-    { serverUrl: server.url, authUrl: auth.url, names },
+    { serverUrl: server.url, authUrl: auth.url, names, nosync },
   );
   return page;
 }
@@ -234,6 +240,24 @@ describe("background sync in the service worker", () => {
     await page.close();
   });
 
+  test("periodicsync with tag annal-sync syncs too", async () => {
+    const name = STORES.kek;
+    const page = await appPage();
+    await page.evaluate(async (name) => {
+      const { EventStore, loadKeyEncryptionKey } = self.annal;
+      const store = await EventStore.open({ name, keyEncryptionKey: await loadKeyEncryptionKey(name) });
+      await store.append({ aggregateType: "diary", aggregateId: "diary-1", eventType: "symptom-recorded", payload: { periodic: true } });
+      store.close();
+    }, name);
+    await page.close();
+    const before = auth.reports(name).length;
+    await waitFor(() => registrationId !== undefined, 10_000, "the service worker registration");
+    await cdp.send("ServiceWorker.dispatchPeriodicSyncEvent", { origin: pages.url, registrationId, tag: "annal-sync" });
+    const done = await auth.waitReport(name, (x) => auth.reports(name).indexOf(x) >= before && x.ok);
+    assert.equal(done.report.pushed, 1);
+    assert.equal((await onServer("patient-kek")).length, 11);
+  });
+
   test("annal/sw refuses bad options with typed errors, and loads with no window, no dynamic import and no top-level await", async () => {
     const page = await appPage();
     const sw = context.serviceWorkers().find((w) => w.url().includes("/sync-sw.js"));
@@ -274,5 +298,41 @@ describe("background sync in the service worker", () => {
     assert.match(r.missingStore.message, /does not exist/);
     assert.equal(r.leftBehind, false, "a store the worker could not find is not created empty");
     assert.equal(r.badUrl.code, "ANNAL_VALIDATION", JSON.stringify(r.badUrl));
+  });
+  test("without Background Sync: requestBackgroundSync() messages the worker, which syncs now, and syncs again whenever it starts", async () => {
+    const name = STORES.fallback;
+    const page = await appPage({ nosync: true });
+    const before = auth.reports(name).length;
+    const mode = await page.evaluate(
+      async ({ name, tenant }) => {
+        const { EventStore } = self.annal;
+        // This page plays the browser, too: no registration.sync, no periodicSync.
+        for (const api of ["sync", "periodicSync"]) Object.defineProperty(ServiceWorkerRegistration.prototype, api, { get: () => undefined, configurable: true });
+        await EventStore.destroy(name);
+        const store = await EventStore.open({ name, userId: "patient-fallback", tenantId: tenant });
+        self.fallbackStore = store;
+        await store.append({ aggregateType: "diary", aggregateId: "d", eventType: "symptom-recorded", payload: { i: 1 } });
+        await store.append({ aggregateType: "diary", aggregateId: "d", eventType: "symptom-recorded", payload: { i: 2 } });
+        return store.requestBackgroundSync();
+      },
+      { name, tenant: TENANT },
+    );
+    assert.equal(mode, "message");
+    const first = await auth.waitReport(name, (x) => auth.reports(name).indexOf(x) >= before && x.ok && x.report.pushed > 0);
+    assert.equal(first.report.pushed, 2);
+
+    // The worker stops; anything that starts it again (here a message of the app's own) syncs.
+    await page.evaluate(() => self.fallbackStore.append({ aggregateType: "diary", aggregateId: "d", eventType: "symptom-recorded", payload: { i: 3 } }));
+    await workerStops();
+    const afterStop = auth.reports(name).length;
+    await page.evaluate(() => navigator.serviceWorker.controller.postMessage({ app: "hello" }));
+    const started = await auth.waitReport(name, (x) => auth.reports(name).indexOf(x) >= afterStop && x.ok && x.report.pushed > 0);
+    assert.equal(started.report.pushed, 1);
+    assert.deepEqual(
+      (await onServer("patient-fallback")).map((e) => e.deviceSeq),
+      [1, 2, 3],
+    );
+    await page.evaluate(() => self.fallbackStore.close());
+    await page.close();
   });
 });

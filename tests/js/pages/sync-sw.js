@@ -12,6 +12,8 @@ const params = new URL(self.location.href).searchParams;
 const serverUrl = params.get("server");
 const auth = params.get("auth");
 const names = (params.get("names") ?? "").split(",").filter(Boolean);
+// `nosync`: play a browser without Background Sync (Firefox, Safari).
+if (params.has("nosync")) delete self.SyncManager;
 
 // What a real app does here: exchange a refresh credential it keeps for a
 // short-lived access token. `refresh` is true when the last one was refused.
