@@ -49,6 +49,38 @@ pub fn parse_ms(text: &str) -> Option<i64> {
     Some(days_from_civil(y, mo, d) * 86_400_000 + ((h * 60 + mi) * 60 + s) * 1000 + ms)
 }
 
+/// Parses an HTTP date in its preferred form (RFC 9110 IMF-fixdate,
+/// `Sun, 06 Nov 1994 08:49:37 GMT`) into Unix milliseconds, as sent in
+/// `Retry-After` by proxies and load balancers.
+pub fn parse_http_date(text: &str) -> Option<i64> {
+    const MONTHS: [&str; 12] = [
+        "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec",
+    ];
+    const DAYS: [&str; 7] = ["Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun"];
+    let parts: Vec<&str> = text.trim().split(' ').collect();
+    let [day, d, mon, y, time, "GMT"] = parts[..] else {
+        return None;
+    };
+    let day = day.strip_suffix(',')?;
+    let digits = |s: &str, n: usize| -> Option<i64> {
+        (s.len() == n && s.bytes().all(|c| c.is_ascii_digit())).then(|| s.parse().ok())?
+    };
+    let (d, y) = (digits(d, 2)?, digits(y, 4)?);
+    let m = MONTHS.iter().position(|x| *x == mon)? as i64 + 1;
+    let t: Vec<&str> = time.split(':').collect();
+    let [h, mi, s] = t[..] else { return None };
+    let (h, mi, s) = (digits(h, 2)?, digits(mi, 2)?, digits(s, 2)?);
+    if d < 1 || d > days_in_month(y, m) || h > 23 || mi > 59 || s > 60 {
+        return None;
+    }
+    let days = days_from_civil(y, m, d);
+    // 1970-01-01 was a Thursday: the weekday must agree with the date.
+    if DAYS[(days + 3).rem_euclid(7) as usize] != day {
+        return None;
+    }
+    Some(days * 86_400_000 + ((h * 60 + mi) * 60 + s.min(59)) * 1000)
+}
+
 fn days_in_month(y: i64, m: i64) -> i64 {
     match m {
         2 if (y % 4 == 0 && y % 100 != 0) || y % 400 == 0 => 29,
@@ -85,6 +117,29 @@ fn days_from_civil(y: i64, m: i64, d: i64) -> i64 {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn parses_http_dates() {
+        assert_eq!(
+            parse_http_date("Sun, 06 Nov 1994 08:49:37 GMT"),
+            Some(784_111_777_000)
+        );
+        assert_eq!(
+            parse_http_date("Tue, 01 Dec 2026 06:00:00 GMT"),
+            Some(1_796_104_800_000)
+        );
+        for bad in [
+            "Mon, 06 Nov 1994 08:49:37 GMT",  // wrong weekday
+            "Sunday, 06-Nov-94 08:49:37 GMT", // obsolete RFC 850 form
+            "Sun Nov  6 08:49:37 1994",       // asctime
+            "Sun, 06 Nov 1994 08:49:37 UTC",
+            "Sun, 31 Nov 1994 08:49:37 GMT",
+            "Sun, 06 Nov 1994 24:00:00 GMT",
+            "",
+        ] {
+            assert_eq!(parse_http_date(bad), None, "{bad}");
+        }
+    }
 
     #[test]
     fn formats_and_parses_known_instants() {

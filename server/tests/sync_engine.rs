@@ -79,7 +79,7 @@ impl Transport for RouterTransport {
             .headers()
             .get("retry-after")
             .and_then(|v| v.to_str().ok())
-            .and_then(annal::sync::backoff::parse_retry_after);
+            .and_then(|v| annal::sync::backoff::parse_retry_after(v, 0));
         let bytes = res.into_body().collect().await.unwrap().to_bytes();
         let mut body = String::from_utf8_lossy(&bytes).into_owned();
         if req.method == "GET" && req.path.starts_with("/v1/events") {
@@ -269,7 +269,12 @@ async fn offline_events_drain_in_order_and_the_outbox_empties() {
     assert_eq!(seqs, (1..=200).collect::<Vec<_>>());
     // The checkpoint covers our own 200 entries, verified against local hashes.
     assert_eq!(d.state().checkpoint.unwrap().seq, 200);
-    assert_eq!(d.state().retry, Default::default());
+    let retry = d.state().retry;
+    assert_eq!((retry.attempts, retry.last_error), (0, None));
+    assert!(
+        retry.last_success_ms.is_some(),
+        "when sync last worked is kept"
+    );
 }
 
 #[tokio::test]

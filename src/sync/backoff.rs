@@ -50,6 +50,8 @@ pub struct RetryState {
     pub next_attempt_ms: i64,
     /// Why the last attempt failed.
     pub last_error: Option<String>,
+    /// Unix ms of the last pass that succeeded.
+    pub last_success_ms: Option<i64>,
 }
 
 impl RetryState {
@@ -69,9 +71,21 @@ impl RetryState {
         delay
     }
 
-    /// Records a success: the next attempt may run at once.
-    pub fn succeeded(&mut self) {
-        *self = RetryState::default();
+    /// Records a success at `now_ms`: the next attempt may run at once.
+    pub fn succeeded(&mut self, now_ms: i64) {
+        *self = RetryState {
+            last_success_ms: Some(now_ms),
+            ..RetryState::default()
+        };
+    }
+
+    /// Records a failure that waiting cannot mend: no retry is scheduled.
+    pub fn stopped(&mut self, error: String) {
+        *self = RetryState {
+            last_error: Some(error),
+            last_success_ms: self.last_success_ms,
+            ..RetryState::default()
+        };
     }
 
     /// Whether an attempt may run at `now_ms`.
@@ -80,13 +94,16 @@ impl RetryState {
     }
 }
 
-/// Parses `Retry-After`: delta seconds (HTTP dates are not used by annal-server).
-pub fn parse_retry_after(value: &str) -> Option<u64> {
-    value
-        .trim()
-        .parse::<u64>()
-        .ok()
-        .map(|s| s.saturating_mul(1000))
+/// Parses `Retry-After` into a delay in ms from `now_ms`: delta seconds
+/// (what annal-server sends), or an HTTP date (what a proxy in front of it
+/// may send; a date in the past means now).
+pub fn parse_retry_after(value: &str, now_ms: i64) -> Option<u64> {
+    let value = value.trim();
+    if let Ok(seconds) = value.parse::<u64>() {
+        return Some(seconds.saturating_mul(1000));
+    }
+    let at = crate::timestamp::parse_http_date(value)?;
+    Some(u64::try_from(at.saturating_sub(now_ms)).unwrap_or(0))
 }
 
 #[cfg(test)]
@@ -121,8 +138,18 @@ mod tests {
         for _ in 0..100 {
             assert!(policy.delay_ms(1, Some(30_000), &e) >= 30_000);
         }
-        assert_eq!(parse_retry_after(" 12 "), Some(12_000));
-        assert_eq!(parse_retry_after("Wed, 21 Oct 2015 07:28:00 GMT"), None);
+        assert_eq!(parse_retry_after(" 12 ", 0), Some(12_000));
+        let date = crate::timestamp::parse_http_date("Wed, 21 Oct 2015 07:28:00 GMT").unwrap();
+        assert_eq!(
+            parse_retry_after("Wed, 21 Oct 2015 07:28:00 GMT", date - 90_000),
+            Some(90_000)
+        );
+        assert_eq!(
+            parse_retry_after("Wed, 21 Oct 2015 07:28:00 GMT", date + 5),
+            Some(0)
+        );
+        assert_eq!(parse_retry_after("soon", 0), None);
+        assert_eq!(parse_retry_after("-3", 0), None);
     }
 
     #[test]
@@ -136,7 +163,21 @@ mod tests {
         assert!(!r.due(1_000 + d as i64 - 1));
         assert!(r.due(1_000 + d as i64));
         assert_eq!((r.attempts, r.last_error.as_deref()), (1, Some("HTTP 429")));
-        r.succeeded();
-        assert_eq!(r, RetryState::default());
+        r.succeeded(9_000);
+        assert_eq!(
+            r,
+            RetryState {
+                last_success_ms: Some(9_000),
+                ..RetryState::default()
+            }
+        );
+        r.failed(10_000, None, "HTTP 503".into(), &policy, &e);
+        r.stopped("refused".into());
+        assert_eq!((r.attempts, r.next_attempt_ms), (0, 0));
+        assert_eq!(
+            r.last_success_ms,
+            Some(9_000),
+            "a failure keeps when sync last worked"
+        );
     }
 }

@@ -159,10 +159,8 @@ impl<S: SyncStore, T: Transport, K: TokenSource> Engine<'_, S, T, K> {
         let mut state = self.store.sync_state().await?;
         match self.pass(&mut state).await {
             Ok(report) => {
-                if state.retry != RetryState::default() {
-                    state.retry.succeeded();
-                    self.store.save_retry(&state.retry).await?;
-                }
+                state.retry.succeeded(self.clock.now_ms());
+                self.store.save_retry(&state.retry).await?;
                 Ok(report)
             }
             Err(Failure::Transient(retry_after, message)) => {
@@ -183,10 +181,7 @@ impl<S: SyncStore, T: Transport, K: TokenSource> Engine<'_, S, T, K> {
             Err(Failure::Fatal(e)) => {
                 // Not a matter of waiting: no retry is scheduled, and the
                 // status says `error` until a pass succeeds.
-                state.retry = RetryState {
-                    last_error: Some(e.message.clone()),
-                    ..RetryState::default()
-                };
+                state.retry.stopped(e.message.clone());
                 self.store.save_retry(&state.retry).await?;
                 Err(e)
             }

@@ -371,9 +371,9 @@ impl Store {
         set(
             &out,
             "lastSyncAt",
-            self.inner
-                .sync
-                .last_sync_at()
+            state
+                .retry
+                .last_success_ms
                 .map_or(JsValue::NULL, |t| JsValue::from(t as f64)),
         );
         set(

@@ -121,6 +121,7 @@ describe("many tabs, one sync", () => {
     assert.equal(await follower.evaluate(() => self.tokenCalls), 0, "the other tab never synced");
     const status = await follower.evaluate(() => h.settled(self.store));
     assert.equal(status.pending, 0, "the follower's status shows the leader's work");
+    assert.ok(status.lastSyncAt > 0, "and when it last synced");
     assert.equal(status.leader, false);
 
     // Another device of the user pushes two events; sync() in the follower runs in the leader.

@@ -1,8 +1,10 @@
 //! The default transport: `fetch` through gloo-net, with a timeout per
 //! request and a handle that aborts the request in flight (`cancelSync()`).
 
+use crate::clock::Clock;
 use crate::sync::backoff::parse_retry_after;
 use crate::sync::transport::{Request, Response, Transport, TransportError};
+use crate::web::platform::BrowserClock;
 use gloo_net::http::{Method, RequestBuilder};
 use js_sys::{Function, Reflect};
 use std::cell::{Cell, RefCell};
@@ -109,7 +111,7 @@ impl FetchTransport {
         let retry_after_ms = response
             .headers()
             .get("retry-after")
-            .and_then(|v| parse_retry_after(&v));
+            .and_then(|v| parse_retry_after(&v, BrowserClock.now_ms()));
         let body = response.text().await.map_err(|e| e.to_string())?;
         Ok(Response {
             status,

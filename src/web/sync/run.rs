@@ -65,7 +65,6 @@ pub(crate) struct SyncHandle {
     config: RefCell<Option<SyncConfig>>,
     running: Cell<bool>,
     waiters: RefCell<Vec<oneshot::Sender<()>>>,
-    last_sync_at: Cell<Option<i64>>,
     /// Bumped by `cancel()`: a pass started before it stops.
     generation: Cell<u64>,
     in_flight: RefCell<Rc<InFlight>>,
@@ -74,10 +73,6 @@ pub(crate) struct SyncHandle {
 impl SyncHandle {
     pub(crate) fn configure(&self, config: SyncConfig) {
         *self.config.borrow_mut() = Some(config);
-    }
-
-    pub(crate) fn last_sync_at(&self) -> Option<i64> {
-        self.last_sync_at.get()
     }
 
     /// Whether a pass runs in this context now.
@@ -138,9 +133,6 @@ impl IdbStore {
         self.sync.running.set(false);
         if let Some(next) = self.sync.waiters.borrow_mut().pop() {
             let _ = next.send(());
-        }
-        if result.is_ok() {
-            self.sync.last_sync_at.set(Some(config.clock.now_ms()));
         }
         result
     }
