@@ -680,6 +680,7 @@ export class EventStore extends EventTarget {
       const unsubscribe = this.subscribe({ ...f, source: "remote" }, (events) => callback(events));
       const stream: LiveStream = new LiveStream({
         serverUrl: options.serverUrl,
+        filter: { eventType: f.eventType, aggregateId: f.aggregateId },
         getToken: (refresh) => options.getToken(refresh),
         clock: this.#clock,
         fetch: (request) => (options.fetch ? options.fetch(request) : fetch(request)),

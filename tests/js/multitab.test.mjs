@@ -291,6 +291,7 @@ describe("many tabs, one sync", () => {
       for (const s of streams) {
         assert.equal(s.authorization, `Bearer ${token}`);
         assert.ok(!s.url.includes(token) && !/token|access/i.test(s.url), `no token in the URL: ${s.url}`);
+        assert.match(s.url, /[?&]eventType=vitals(&|$)/, "the server narrows what it announces");
       }
       assert.ok(streams.slice(1).some((s) => s.lastEventId !== undefined), "a reconnection resumes with Last-Event-ID");
 

@@ -3,6 +3,11 @@ import type { Clock, LiveSubscription } from "../types.js";
 /** What a live stream needs from its store. */
 export interface LiveHost {
   readonly serverUrl: string;
+  /**
+   * Narrows what the server announces (`GET /v1/stream?eventType=&aggregateId=`),
+   * so a busy tenant does not wake this stream for events it ignores.
+   */
+  readonly filter: { eventType?: string | undefined; aggregateId?: string | undefined };
   getToken(refresh: boolean): Promise<string> | string;
   readonly clock: Clock;
   /** Sends the stream's request: the sync option `fetch`, or the global one. */
@@ -129,6 +134,9 @@ export class LiveStream implements LiveSubscription {
       const headers: Record<string, string> = { Authorization: `Bearer ${token}`, Accept: "text/event-stream" };
       if (this.#lastId !== undefined) headers["Last-Event-ID"] = this.#lastId;
       else url.searchParams.set("after", String(await this.#host.checkpointSeq()));
+      const { eventType, aggregateId } = this.#host.filter;
+      if (eventType !== undefined) url.searchParams.set("eventType", eventType);
+      if (aggregateId !== undefined) url.searchParams.set("aggregateId", aggregateId);
       this.#abort = new AbortController();
       const response = await this.#host.fetch(new Request(url, { headers, signal: this.#abort.signal, cache: "no-store" }));
       if (response.status === 401 && !refresh) {
