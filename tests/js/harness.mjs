@@ -151,6 +151,7 @@ export async function startSyncEnv(serverOptions = {}) {
  *   given here).
  * - `expiredToken(user, scope?, { tenant }?)`: a correctly signed token that
  *   expired an hour ago (the CLI cannot mint one).
+ * - `freeze()`: SIGSTOP, so a request sent now stays unanswered;
  * - `kill()`: SIGKILL, the way a crash ends it; `stop()`: SIGTERM, a clean
  *   shutdown; `restart()`: start it again on the same database and port.
  * - `pull(token, after?)`: the whole ledger the token reads, from Node.
@@ -266,6 +267,8 @@ export async function startAnnalServer({ origin, args = [], tenant = "study-1" }
       return run("export", "--database-url", database, "--tenant", t, ...(user ? ["--user", user] : []), "--out", out);
     },
     kill: () => end("SIGKILL"),
+    /** SIGSTOP: the process stays, with its sockets open, but handles nothing until killed. */
+    freeze: () => proc?.kill("SIGSTOP"),
     stop: () => end("SIGTERM"),
     async restart() {
       await end("SIGKILL");

@@ -245,6 +245,9 @@ describe("netproxy: each fault does what it says", () => {
     try {
       const tenant = "nx-kill";
       const token = await own.token("u", "own", { tenant });
+      // Frozen before the request goes, so it cannot answer before the kill
+      // lands: the crash is always mid-request.
+      proxy.onRequest("POST /v1/events", () => own.freeze(), { when: "before" });
       proxy.onRequest("POST /v1/events", () => own.kill());
       await assert.rejects(push(proxy.url, token, nodeEvents({ tenant, user: "u", n: 5 })));
       assert.match(proxy.log.at(-1).fault, /unreachable/);
