@@ -15,7 +15,7 @@ use crate::ledger::{user_ledger, TENANT_LEDGER};
 use crate::protocol::{PullResponse, PushRequest, PushResponse, PROTOCOL_MAX, PROTOCOL_MIN};
 use crate::record::Record;
 use crate::state::Identity;
-use std::collections::{HashMap, HashSet};
+use std::collections::{BTreeSet, HashMap};
 
 /// Sync progress kept with the store.
 #[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
@@ -40,8 +40,9 @@ pub trait SyncStore {
     async fn sync_state(&self) -> Result<SyncState>;
     /// Up to `limit` of this device's events after `after`, in order.
     async fn pending(&self, after: u64, limit: usize) -> Result<Vec<Record>>;
-    /// The hash of this device's event at `device_seq`.
-    async fn local_hash(&self, device_seq: u64) -> Result<Option<String>>;
+    /// The hashes of this device's events at `device_seqs` (ascending), for
+    /// those it holds: read together, since a pull page can hold hundreds.
+    async fn local_hashes(&self, device_seqs: &[u64]) -> Result<HashMap<u64, String>>;
     /// Stores a push's receipts, rejections and conflicts and the new
     /// watermark, all together.
     async fn save_push(&self, outcome: &PushOutcome) -> Result<()>;
@@ -355,19 +356,19 @@ impl<S: SyncStore, T: Transport, K: TokenSource> Engine<'_, S, T, K> {
                 ))));
             }
             // This device's hashes for the entries that hold its events.
-            let own: HashSet<u64> = page
+            let own: BTreeSet<u64> = page
                 .items
                 .iter()
                 .filter_map(|i| i.event.as_ref())
                 .filter(|e| e.envelope["device_id"] == identity.device_id.as_str())
                 .filter_map(|e| e.envelope["device_seq"].as_u64())
                 .collect();
-            let mut local = HashMap::new();
-            for seq in own {
-                if let Some(h) = self.store.local_hash(seq).await? {
-                    local.insert(seq, h);
-                }
-            }
+            let own: Vec<u64> = own.into_iter().collect();
+            let local = if own.is_empty() {
+                HashMap::new()
+            } else {
+                self.store.local_hashes(&own).await?
+            };
             let mut pulled = Vec::new();
             for item in &page.items {
                 match verifier.feed(item, &|seq| local.get(&seq).cloned()) {

@@ -72,12 +72,14 @@ impl SyncStore for MemorySync {
         self.store.borrow().events(&filter)
     }
 
-    async fn local_hash(&self, device_seq: u64) -> Result<Option<String>> {
+    async fn local_hashes(&self, device_seqs: &[u64]) -> Result<HashMap<u64, String>> {
         let store = self.store.borrow();
-        if device_seq == 0 || device_seq > store.head().device_seq {
-            return Ok(None);
+        let head = store.head().device_seq;
+        let mut out = HashMap::new();
+        for &seq in device_seqs.iter().filter(|s| **s >= 1 && **s <= head) {
+            out.insert(seq, store.get(seq)?.envelope.hash);
         }
-        Ok(Some(store.get(device_seq)?.envelope.hash))
+        Ok(out)
     }
 
     async fn save_push(&self, outcome: &PushOutcome) -> Result<()> {

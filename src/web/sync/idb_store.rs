@@ -208,11 +208,27 @@ impl SyncStore for IdbSyncStore {
         EventCursor::new(self.store.clone(), filter).collect().await
     }
 
-    async fn local_hash(&self, device_seq: u64) -> Result<Option<String>> {
-        if device_seq == 0 || device_seq > self.store.head().await?.device_seq {
-            return Ok(None);
+    async fn local_hashes(&self, device_seqs: &[u64]) -> Result<HashMap<u64, String>> {
+        let (Some(&first), Some(&last)) = (device_seqs.first(), device_seqs.last()) else {
+            return Ok(HashMap::new());
+        };
+        // One scan over the pages that hold the range, not a read per event.
+        let filter = Filter {
+            from_seq: Some(first.max(1)),
+            to_seq: Some(last),
+            ..Filter::default()
+        };
+        let wanted: std::collections::HashSet<u64> = device_seqs.iter().copied().collect();
+        let mut out = HashMap::new();
+        let mut cursor = EventCursor::new(self.store.clone(), filter);
+        while let Some(batch) = cursor.next_batch().await? {
+            for r in batch {
+                if wanted.contains(&r.envelope.device_seq) {
+                    out.insert(r.envelope.device_seq, r.envelope.hash);
+                }
+            }
         }
-        Ok(Some(self.store.get(device_seq).await?.envelope.hash))
+        Ok(out)
     }
 
     async fn save_push(&self, outcome: &PushOutcome) -> Result<()> {
