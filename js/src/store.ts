@@ -234,6 +234,8 @@ export class EventStore extends EventTarget {
   #clock: Clock = systemClock;
   #statusTimer: ReturnType<typeof setTimeout> | undefined;
   #lastStatus = "";
+  /** Listeners of "syncstatus": without one, status is not computed at all. */
+  readonly #statusListeners = new Set<unknown>();
   #closed = false;
 
   private constructor(raw: Store, name: string) {
@@ -845,9 +847,26 @@ export class EventStore extends EventTarget {
     }
   }
 
-  /** Recomputes the status soon (coalesced) and fires "syncstatus" if it changed. */
+  override addEventListener(type: string, listener: EventListenerOrEventListenerObject | null, options?: boolean | AddEventListenerOptions): void {
+    if (type === "syncstatus" && listener) {
+      this.#statusListeners.add(listener);
+      this.#statusChanged();
+    }
+    super.addEventListener(type, listener, options);
+  }
+
+  override removeEventListener(type: string, listener: EventListenerOrEventListenerObject | null, options?: boolean | EventListenerOptions): void {
+    if (type === "syncstatus") this.#statusListeners.delete(listener);
+    super.removeEventListener(type, listener, options);
+  }
+
+  /**
+   * Recomputes the status soon (coalesced) and fires "syncstatus" if it
+   * changed. Reading it costs a transaction, which would hold up appends
+   * for nothing when no one listens.
+   */
   #statusChanged(): void {
-    if (this.#closed || this.#statusTimer !== undefined) return;
+    if (this.#closed || this.#statusTimer !== undefined || this.#statusListeners.size === 0) return;
     this.#statusTimer = setTimeout(() => {
       this.#statusTimer = undefined;
       if (this.#closed) return;

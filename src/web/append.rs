@@ -11,6 +11,7 @@ use super::idb::layout::{
 use super::idb::txn::{fire, pending, Txn};
 use super::platform::{BrowserClock, BrowserEntropy};
 use super::store::{put_ring, ring_from_js, IdbStore};
+use super::write_cache::WriteCache;
 use crate::at_rest::AtRest;
 use crate::crypto::blind::field;
 use crate::error::Result;
@@ -26,19 +27,33 @@ pub(crate) async fn commit_units(
     store: &IdbStore,
     units: &[Unit],
 ) -> Result<Vec<Result<Vec<Record>>>> {
+    let cached = store.write_cache.borrow().is_some();
+    match commit_once(store, units).await {
+        // Most likely another context appended: the cache is gone; go again
+        // with everything read from the database.
+        Err(_) if cached => commit_once(store, units).await,
+        result => result,
+    }
+}
+
+/// One attempt: on any failure the write cache is dropped.
+async fn commit_once(store: &IdbStore, units: &[Unit]) -> Result<Vec<Result<Vec<Record>>>> {
     // Keys are taken before the transaction starts; a lock() meanwhile
     // zeroizes them only after this commit lets go of them.
     let at_rest = store.at_rest()?;
+    let cache = store.write_cache.borrow_mut().take();
     let txn = Txn::begin(store.db()?, &ALL_STORES, true, store.durability)?;
-    let sealed = match read_seal_write(store, &at_rest, &txn, units).await {
-        Ok(sealed) => sealed,
-        Err(e) => {
-            // Never let a half-issued set of writes auto-commit.
-            txn.abort();
-            return Err(e);
-        }
-    };
+    let (sealed, learned) =
+        match read_seal_write(store, &at_rest, &txn, units, cache.as_ref()).await {
+            Ok(done) => done,
+            Err(e) => {
+                // Never let a half-issued set of writes auto-commit.
+                txn.abort();
+                return Err(e);
+            }
+        };
     txn.commit_now().await?;
+    *store.write_cache.borrow_mut() = Some(learned);
 
     // Committed: from here on, failures belong to single units only.
     let mut results = Vec::with_capacity(sealed.results.len());
@@ -56,55 +71,77 @@ async fn read_seal_write(
     at_rest: &AtRest,
     txn: &Txn,
     units: &[Unit],
-) -> Result<Sealed> {
+    cache: Option<&WriteCache>,
+) -> Result<(Sealed, WriteCache)> {
     let meta = txn.store(META)?;
     let pages = txn.store(PAGES)?;
     let aggregates = txn.store(AGGREGATES)?;
     let idempotency = txn.store(IDEMPOTENCY)?;
     let key = |f: &str, v: &str| JsValue::from_str(&at_rest.index_value(f, v));
 
-    // Issue every read at once; IndexedDB answers them in order.
+    // Issue every read at once; IndexedDB answers them in order. What the
+    // cache knows is not read (see `WriteCache` for why that is safe).
     let (aggregate_ids, keys) = seal::keys_to_read(units);
-    let head = pending(meta.get(&JsValue::from_str(META_HEAD_KEY)))?;
+    let head_read = match cache {
+        Some(_) => None,
+        None => Some(pending(meta.get(&JsValue::from_str(META_HEAD_KEY)))?),
+    };
     let ring = match at_rest {
         AtRest::Sealed(_) => Some(pending(meta.get(&JsValue::from_str(META_KEYRING_KEY)))?),
         AtRest::Plain => None,
     };
-    let aggregate_reads = aggregate_ids
-        .into_iter()
-        .map(|id| Ok((pending(aggregates.get(&key(field::AGGREGATE_ID, &id)))?, id)))
-        .collect::<Result<Vec<_>>>()?;
-    let key_reads = keys
-        .into_iter()
-        .map(|k| {
-            Ok((
+    let mut stored_aggregates = HashMap::new();
+    let mut aggregate_reads = Vec::new();
+    for id in aggregate_ids {
+        match cache.and_then(|c| c.aggregate(&id)) {
+            Some(known) => {
+                stored_aggregates.insert(id, known.clone());
+            }
+            None => {
+                aggregate_reads.push((pending(aggregates.get(&key(field::AGGREGATE_ID, &id)))?, id))
+            }
+        }
+    }
+    let mut stored_keys = HashMap::new();
+    let mut key_reads = Vec::new();
+    for k in keys {
+        match cache.and_then(|c| c.key(&k)) {
+            Some(known) => {
+                stored_keys.insert(k, known.clone());
+            }
+            None => key_reads.push((
                 pending(idempotency.get(&key(field::IDEMPOTENCY_KEY, &k)))?,
                 k,
-            ))
-        })
-        .collect::<Result<Vec<_>>>()?;
+            )),
+        }
+    }
 
-    let head = layout::head_from_js(&head.result().await?)?;
+    let head = match (head_read, cache) {
+        (Some(read), _) => layout::head_from_js(&read.result().await?)?,
+        (None, Some(c)) => c.head.clone(),
+        (None, None) => None,
+    };
     // The ring in the database decides the key, whatever this context
     // cached: another context may have rotated.
     let mut at_rest = match ring {
         Some(read) => at_rest.with_ring(ring_from_js(at_rest, &read.result().await?)?),
         None => AtRest::Plain,
     };
-    let mut stored_aggregates = HashMap::new();
     for (read, id) in aggregate_reads {
         stored_aggregates.insert(id, layout::aggregate_from_js(&read.result().await?)?);
     }
-    let mut stored_keys = HashMap::new();
     for (read, key) in key_reads {
         stored_keys.insert(key, layout::idempotency_from_js(&read.result().await?)?);
     }
+    let read = (stored_aggregates.clone(), stored_keys.clone());
 
     // Everything from here to the writes is synchronous: an await on
     // anything but these requests would let the transaction commit early.
     // Encryption is synchronous Rust for the same reason.
-    let view = at_rest.view_of(units, head, stored_aggregates, stored_keys);
+    let view = at_rest.view_of(units, head.clone(), stored_aggregates, stored_keys);
     let sealed = seal::seal(&store.identity, view, units, &BrowserClock, &BrowserEntropy);
+    let mut written_aggregates = Vec::new();
+    let mut written_keys = Vec::new();
     if !sealed.records.is_empty() {
         if let AtRest::Sealed(s) = &mut at_rest {
             let before = sealed.head.device_seq - sealed.records.len() as u64;
@@ -120,22 +157,37 @@ async fn read_seal_write(
             &JsValue::from_str(META_HEAD_KEY),
         ))?;
         for (id, state) in &sealed.aggregates {
+            let stored = at_rest.stored_aggregate(state);
             fire(aggregates.put_with_key(
-                &layout::aggregate_to_js(&at_rest.stored_aggregate(state)),
+                &layout::aggregate_to_js(&stored),
                 &key(field::AGGREGATE_ID, id),
             ))?;
+            written_aggregates.push((id.clone(), stored));
         }
         for (k, entry) in &sealed.idempotency {
+            let stored = at_rest.stored_idempotency(entry);
             fire(idempotency.add_with_key(
-                &layout::idempotency_to_js(&at_rest.stored_idempotency(entry)),
+                &layout::idempotency_to_js(&stored),
                 &key(field::IDEMPOTENCY_KEY, k),
             ))?;
+            written_keys.push((k.clone(), stored));
         }
     }
     if at_rest.is_sealed() {
         store.keys.update_ring(at_rest);
     }
-    Ok(sealed)
+    let head = if sealed.records.is_empty() {
+        head
+    } else {
+        Some(sealed.head.clone())
+    };
+    let learned = WriteCache::after_commit(
+        cache.cloned(),
+        head,
+        read,
+        (written_aggregates, written_keys),
+    );
+    Ok((sealed, learned))
 }
 
 /// A unit's records: new ones from this commit, earlier ones (idempotent

@@ -15,6 +15,7 @@ mod read;
 mod scan;
 mod store;
 mod sync;
+mod write_cache;
 
 pub use api::{Cursor, Store};
 pub use platform::{BrowserClock, BrowserEntropy};

@@ -30,6 +30,8 @@ pub(crate) struct IdbStore {
     pub(crate) identity: Identity,
     pub(crate) durability: Durability,
     pub(crate) group: GroupCommit,
+    /// What the last commit of this context left (see `WriteCache`).
+    pub(crate) write_cache: RefCell<Option<super::write_cache::WriteCache>>,
     pub(crate) keys: Rc<KeyState>,
     pub(crate) sync: super::sync::run::SyncHandle,
     /// `Some(blind_indexes)` for encrypted stores.
@@ -65,6 +67,7 @@ impl IdbStore {
             identity,
             durability: options.durability,
             group: GroupCommit::default(),
+            write_cache: RefCell::default(),
             keys,
             sync: Default::default(),
             blind_indexes,

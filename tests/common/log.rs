@@ -335,3 +335,45 @@ async fn persists_across_close_and_reopen() {
     assert_eq!(num(&next, "deviceSeq"), 2.0);
     assert_eq!(num(&next, "aggregateVersion"), 2.0);
 }
+
+/// Two connections of one store stand for two tabs: each remembers the head
+/// of its own last commit, so every append of one makes the other's stale.
+#[wasm_bindgen_test]
+async fn appends_through_two_connections_never_fork_or_miscount() {
+    let a = fresh("log-two-tabs").await;
+    let b = open("log-two-tabs").await;
+    let mut seqs = Vec::new();
+    for round in 0..5 {
+        let (first, second) = if round % 2 == 0 { (&a, &b) } else { (&b, &a) };
+        seqs.push(num(
+            &first.append(event("shared", "{}")).await.unwrap(),
+            "deviceSeq",
+        ));
+        let e = second.append(event("shared", "{}")).await.unwrap();
+        seqs.push(num(&e, "deviceSeq"));
+        // The aggregate version counts both connections' events.
+        assert_eq!(num(&e, "aggregateVersion"), f64::from(2 * round + 2));
+    }
+    assert_eq!(seqs, (1..=10).map(f64::from).collect::<Vec<_>>());
+    // A version check made from a stale view is decided on the stored one.
+    let stale = event("shared", "{}");
+    put(&stale, "expectedVersion", 9.into());
+    expect_code(a.append(stale).await, "ANNAL_VERSION_CONFLICT");
+    let fresh_check = event("shared", "{}");
+    put(&fresh_check, "expectedVersion", 10.into());
+    assert_eq!(
+        num(&b.append(fresh_check).await.unwrap(), "deviceSeq"),
+        11.0
+    );
+    // An idempotency key used through one connection is known to the other.
+    let keyed = event("other", "{}");
+    put(&keyed, "idempotencyKey", "form-1".into());
+    let first = a.append(keyed.clone()).await.unwrap();
+    let again = b.append(keyed).await.unwrap();
+    assert_eq!(get(&again, "eventId"), get(&first, "eventId"));
+    for store in [&a, &b] {
+        let report = store.verify(JsValue::UNDEFINED).await.unwrap();
+        assert_eq!(get(&report, "ok"), JsValue::TRUE);
+        assert_eq!(num(&report, "checked"), 12.0);
+    }
+}

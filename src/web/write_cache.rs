@@ -1,0 +1,68 @@
+//! What this context knows of the log as of its last commit, so an append
+//! need not read the head, the aggregates and the idempotency keys again.
+//!
+//! It is a guess: another tab or worker may have appended meanwhile. The
+//! guess is safe because the page an append adds is keyed by its first
+//! `device_seq`. On a stale head that key exists already, the `add` fails,
+//! the transaction aborts with nothing written, and the append runs again
+//! after reading everything. Any other append since bumps the head, so a
+//! head that is still current vouches for the cached aggregates and keys.
+
+use crate::state::{AggregateState, Head, IdempotencyEntry};
+use std::collections::HashMap;
+
+/// Entries kept before the cache starts over, so a store with many
+/// aggregates does not grow this context's memory without bound.
+const MAX_ENTRIES: usize = 4096;
+
+/// The stored (blinded, in encrypted stores) state this context last saw.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct WriteCache {
+    /// The head after the last commit (`None`: an empty store).
+    pub(crate) head: Option<Head>,
+    aggregates: HashMap<String, Option<AggregateState>>,
+    keys: HashMap<String, Option<IdempotencyEntry>>,
+}
+
+impl WriteCache {
+    /// What is known of aggregate `id`: `Some(None)` for "has no events".
+    pub(crate) fn aggregate(&self, id: &str) -> Option<&Option<AggregateState>> {
+        self.aggregates.get(id)
+    }
+
+    /// What is known of idempotency key `key`: `Some(None)` for "unused".
+    pub(crate) fn key(&self, key: &str) -> Option<&Option<IdempotencyEntry>> {
+        self.keys.get(key)
+    }
+
+    /// The cache after a commit: the new head, everything the commit read,
+    /// and everything it wrote over that.
+    pub(crate) fn after_commit(
+        previous: Option<WriteCache>,
+        head: Option<Head>,
+        read: (
+            HashMap<String, Option<AggregateState>>,
+            HashMap<String, Option<IdempotencyEntry>>,
+        ),
+        written: (
+            impl IntoIterator<Item = (String, AggregateState)>,
+            impl IntoIterator<Item = (String, IdempotencyEntry)>,
+        ),
+    ) -> WriteCache {
+        let mut cache = previous.unwrap_or_default();
+        if cache.aggregates.len() + cache.keys.len() > MAX_ENTRIES {
+            cache.aggregates.clear();
+            cache.keys.clear();
+        }
+        cache.head = head;
+        cache.aggregates.extend(read.0);
+        cache.keys.extend(read.1);
+        cache
+            .aggregates
+            .extend(written.0.into_iter().map(|(id, s)| (id, Some(s))));
+        cache
+            .keys
+            .extend(written.1.into_iter().map(|(k, e)| (k, Some(e))));
+        cache
+    }
+}
