@@ -99,11 +99,20 @@ pub struct Submitted {
     checked: Result<Checked, (String, String)>,
 }
 
+/// A well-formed entry, with what can be checked of it without the stored
+/// state: worked out when it is read, before the tenant's lock is taken,
+/// and used in the same order of checks under it.
 #[derive(Debug, Clone)]
 struct Checked {
     envelope: Envelope,
     salt: String,
     payload: String,
+    /// JCS of the envelope with `hash`, as stored.
+    envelope_json: String,
+    /// Whether `hash` is the SHA-256 of the envelope's JCS.
+    hash_ok: bool,
+    /// Whether `payload_digest` matches the salt and payload.
+    digest_ok: bool,
 }
 
 fn str_at<'a>(v: &'a Value, key: &str) -> Option<&'a str> {
@@ -179,10 +188,16 @@ fn check_entry(raw: &Value, envelope: &Value) -> Result<Checked, (String, String
         .and_then(|p| {
             Payload::from_value(p).map_err(|e| malformed(format!("payload: {}", e.message)))
         })?;
+    let salt_bytes = hex::decode::<SALT_LEN>(salt).unwrap_or_default();
+    let payload = payload.as_str().to_string();
     Ok(Checked {
+        envelope_json: envelope.canonical(),
+        hash_ok: envelope.compute_hash() == envelope.hash,
+        digest_ok: payload::digest_bytes(&salt_bytes, payload.as_bytes())
+            == envelope.payload_digest,
         envelope,
         salt: salt.to_string(),
-        payload: payload.as_str().to_string(),
+        payload,
     })
 }
 
@@ -205,6 +220,26 @@ pub fn wanted(batch: &[Submitted]) -> Wanted {
         }
     }
     w
+}
+
+impl Wanted {
+    /// The `(aggregate_id, aggregate_version)` pairs that can have stored
+    /// events, given the stored `aggregates` (read first): every stored
+    /// event moved its aggregate's version to at least its own, in the same
+    /// transaction, so a pair above that version (or of an aggregate never
+    /// stored) has none, and the planner itself keeps track of the batch's
+    /// own. In an ordinary push every event is above its aggregate's
+    /// version, and nothing needs reading.
+    pub fn stored_versions<'a>(
+        &'a self,
+        aggregates: &HashMap<String, (String, u64)>,
+    ) -> Vec<(&'a str, u64)> {
+        self.versions
+            .iter()
+            .filter(|(a, v)| aggregates.get(a).is_some_and(|(_, stored)| v <= stored))
+            .map(|(a, v)| (a.as_str(), *v))
+            .collect()
+    }
 }
 
 /// A stored event row (accepted or conflict).
@@ -517,7 +552,7 @@ impl Planner<'_> {
         }
 
         let c = match &s.checked {
-            Ok(c) => c.clone(),
+            Ok(c) => c,
             Err((code, message)) => return self.quarantine(index, s, code, message.clone()),
         };
         let e = &c.envelope;
@@ -537,7 +572,7 @@ impl Planner<'_> {
                 format!("user_id is not the token's subject {:?}", self.user),
             );
         }
-        if e.compute_hash() != e.hash {
+        if !c.hash_ok {
             return self.quarantine(
                 index,
                 s,
@@ -545,8 +580,7 @@ impl Planner<'_> {
                 "hash is not the SHA-256 of the envelope's JCS".into(),
             );
         }
-        let salt = hex::decode::<SALT_LEN>(&c.salt).unwrap_or_default();
-        if payload::digest_bytes(&salt, c.payload.as_bytes()) != e.payload_digest {
+        if !c.digest_ok {
             return self.quarantine(
                 index,
                 s,
@@ -609,7 +643,7 @@ impl Planner<'_> {
             ((e.hash.clone(), s.event_hash.clone()), index),
         );
         self.plan.events.push(EventRow {
-            envelope_json: e.canonical(),
+            envelope_json: c.envelope_json.clone(),
             envelope: e.clone(),
             salt: c.salt.clone(),
             payload_json: c.payload.clone(),

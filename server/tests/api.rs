@@ -21,6 +21,7 @@ on_every_backend!(
     replays_change_nothing,
     a_gap_is_resent_from_where_it_starts,
     concurrent_versions_are_flagged,
+    what_a_batch_looks_up_is_found_across_pushes,
     quarantine_keeps_the_chain_going,
     tenants_are_isolated,
     scopes_decide_what_is_read,
@@ -143,6 +144,96 @@ async fn concurrent_versions_are_flagged(f: Fixture) {
         items[1]["conflicts_with"],
         json!([a[0]["envelope"]["event_id"]])
     );
+}
+
+/// The state a push reads (known event ids, device heads, aggregate
+/// versions and the events at a version) comes from earlier pushes, for
+/// many keys at once, in one batch that mixes every case.
+async fn what_a_batch_looks_up_is_found_across_pushes(f: Fixture) {
+    let app = router(f.db.clone());
+    let tok = token(T, "p-1", Scope::Own);
+    let mut phone = Device::new(T, "p-1", 40);
+    let mut tablet = Device::new(T, "p-1", 41);
+    let mut laptop = Device::new(T, "p-1", 42);
+    let ids = |events: &[Value]| -> Vec<Value> {
+        events
+            .iter()
+            .map(|e| e["envelope"]["event_id"].clone())
+            .collect()
+    };
+    let receipt = |res: &Value, i: usize| res["results"][i]["receipt"].clone();
+
+    // Phone: versions 1 and 2 of "shared", and 10 other aggregates.
+    let p = phone.entries("shared", 2);
+    let mut first = p.clone();
+    for i in 0..10 {
+        first.extend(phone.entries(&format!("own-{i}"), 1));
+    }
+    let pushed = push(&app, &tok, &first).await;
+    assert_eq!(statuses(&pushed), vec!["accepted"; 12]);
+    // The tablet's version 1 conflicts with the phone's.
+    let t = tablet.entries("shared", 1);
+    let res = push(&app, &tok, &t).await;
+    assert_eq!(res["results"][0]["conflicts_with"], json!(ids(&p[..1])));
+    // A quarantined event (damaged hash), then another with its id.
+    let mut q = laptop.entries("elsewhere", 1);
+    q[0]["envelope"]["hash"] = json!("a".repeat(64));
+    let quarantined = push(&app, &tok, &q).await;
+    assert_eq!(quarantined["results"][0]["code"], "HASH_MISMATCH");
+    let mut q2 = q.clone();
+    q2[0]["envelope"]["hash"] = json!("b".repeat(64));
+    let res = push(&app, &tok, &q2).await;
+    assert_eq!(res["results"][0]["code"], "DUPLICATE_EVENT_ID");
+    // Another user's copy of a phone event changes nothing of p-1's.
+    let res = push(&app, &token(T, "p-2", Scope::Own), &first[2..3]).await;
+    assert_eq!(res["results"][0]["code"], "WRONG_USER");
+
+    let l = laptop.entries("shared", 2);
+    let mut changed = first[1].clone();
+    changed["envelope"]["hash"] = json!("c".repeat(64));
+    let mut batch = vec![
+        first[0].clone(), // stored: a duplicate with its first receipt
+        changed.clone(),  // a stored id with another hash
+        q[0].clone(),     // quarantined: a duplicate with its first receipt
+        q2[0].clone(),    // quarantined twice: compared with the first
+        first[2].clone(), // a duplicate despite p-2's copy
+    ];
+    batch.extend(l.clone()); // versions 1 and 2 again: conflicts
+    batch.extend(phone.entries("shared", 1)); // phone's next: version 3
+    for i in 0..10 {
+        batch.extend(phone.entries(&format!("own-{i}"), 1));
+    }
+    let res = push(&app, &tok, &batch).await;
+    let mut expected = vec![
+        "duplicate",
+        "quarantined",
+        "duplicate",
+        "quarantined",
+        "duplicate",
+    ];
+    expected.extend(["conflict", "conflict"]);
+    expected.extend(["accepted"; 11]);
+    assert_eq!(statuses(&res), expected);
+    assert_eq!(receipt(&res, 0), receipt(&pushed, 0));
+    assert_eq!(res["results"][1]["code"], "DUPLICATE_EVENT_ID");
+    assert_eq!(receipt(&res, 2), receipt(&quarantined, 0));
+    assert_eq!(res["results"][3]["code"], "DUPLICATE_EVENT_ID");
+    assert_eq!(receipt(&res, 4), receipt(&pushed, 2));
+    // Version 1's conflicts name the phone's and the tablet's, in ledger order.
+    let mut at_1 = ids(&p[..1]);
+    at_1.extend(ids(&t));
+    assert_eq!(res["results"][5]["conflicts_with"], json!(at_1));
+    assert_eq!(res["results"][6]["conflicts_with"], json!(ids(&p[1..2])));
+    // Every aggregate moved on: the phone's next event is accepted, and the
+    // changed copy is still compared with the stored event, not with the
+    // quarantined copies of it.
+    let next = phone.entries("own-3", 1);
+    assert_eq!(statuses(&push(&app, &tok, &next).await), vec!["accepted"]);
+    let res = push(&app, &tok, &[changed]).await;
+    assert_eq!(res["results"][0]["code"], "DUPLICATE_EVENT_ID");
+    let (ledger, items) = pull_all(&app, &tok).await;
+    verify_ledger(T, &ledger, &items);
+    assert_eq!(items.len(), 12 + 1 + 2 + (2 + 2 + 11) + 1 + 1);
 }
 
 async fn quarantine_keeps_the_chain_going(f: Fixture) {

@@ -544,6 +544,114 @@ async fn a_push_that_enters_something_notifies_listeners() {
     );
 }
 
+/// The plans of a push's lookups: every key is looked up by the index on
+/// its whole key, never by a scan of the tenant (which costs nothing in a
+/// small test and grows with the tenant). Checked before the first
+/// `ANALYZE`, when the planner's row estimates are a young table's (the case
+/// that made `key = ANY($2)` and joins scan the tenant), after it, and with
+/// the generic plans PostgreSQL switches prepared statements to.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn the_lookups_search_indexes() {
+    use annal_server::db::postgres::{AGGREGATES_SQL, AT_VERSION_SQL, DEVICES_SQL, EXISTING_SQL};
+    let (db, _, admin) = open().await;
+    // A tenant large enough that a scan of any of its tables costs more
+    // than a few index probes: 1,000 devices, 3,000 aggregates, quarantined
+    // entries, another user and another tenant.
+    let mut main = Device::new("t-1", "u-1", 7);
+    let mut entries = Vec::new();
+    for i in 0..2000 {
+        let mut e = main
+            .entries(&format!("agg-{i}"), 1, &json!({"pain": 3}))
+            .remove(0);
+        if i % 10 == 5 {
+            e["envelope"]["hash"] = json!("0".repeat(64));
+        }
+        entries.push(e);
+    }
+    for d in 0..1000 {
+        let mut other = Device::new("t-1", "u-1", 1000 + d);
+        entries.extend(other.entries(&format!("agg-{}", 2000 + d), 1, &json!({"pain": 3})));
+    }
+    for chunk in entries.chunks(500) {
+        push(&db, "t-1", "u-1", &read(chunk.to_vec())).await;
+    }
+    let mut u2 = Device::new("t-1", "u-2", 8);
+    push(&db, "t-1", "u-2", &u2.batch("agg-1", 100)).await;
+    let mut t2 = Device::new("t-2", "u-1", 9);
+    push(&db, "t-2", "u-1", &t2.batch("agg-1", 100)).await;
+
+    // What a push of known and new events would look up.
+    let event_ids: Vec<String> = entries[..50]
+        .iter()
+        .map(|e| e["envelope"]["event_id"].as_str().unwrap().to_string())
+        .chain(
+            main.entries("agg-1", 50, &json!({}))
+                .iter()
+                .map(|e| e["envelope"]["event_id"].as_str().unwrap().to_string()),
+        )
+        .collect();
+    let devices: Vec<String> = entries[1990..2010]
+        .iter()
+        .map(|e| e["envelope"]["device_id"].as_str().unwrap().to_string())
+        .collect();
+    let aggregates: Vec<String> = (0..100).map(|i| format!("agg-{}", i * 29)).collect();
+    let versions: Vec<i64> = vec![1; aggregates.len()];
+
+    let mut owner = connect(&admin).await;
+    for when in ["before ANALYZE", "after ANALYZE"] {
+        if when == "after ANALYZE" {
+            sqlx::query("ANALYZE").execute(&mut owner).await.unwrap();
+        }
+        for mode in ["auto", "force_generic_plan"] {
+            let mut tx = db.pool().begin().await.unwrap();
+            sqlx::query("SELECT set_config('annal.tenant', $1, true)")
+                .bind("t-1")
+                .execute(&mut *tx)
+                .await
+                .unwrap();
+            sqlx::query(&format!("SET LOCAL plan_cache_mode = {mode}"))
+                .execute(&mut *tx)
+                .await
+                .unwrap();
+            for (name, sql) in [
+                ("devices", DEVICES_SQL),
+                ("aggregates", AGGREGATES_SQL),
+                ("existing", EXISTING_SQL),
+                ("at_version", AT_VERSION_SQL),
+            ] {
+                let explain = format!("EXPLAIN {sql}");
+                let q = sqlx::query_scalar::<_, String>(&explain).bind("t-1");
+                let q = match name {
+                    "devices" => q.bind(&devices),
+                    "aggregates" => q.bind(&aggregates),
+                    "existing" => q.bind(&event_ids).bind("u-1"),
+                    _ => q.bind(&aggregates).bind(&versions),
+                };
+                let plan = q.fetch_all(&mut *tx).await.unwrap();
+                let shown = plan.join("\n");
+                let context = format!("{when}, plan_cache_mode {mode}: lookup {name}:\n{shown}");
+                for bad in ["Seq Scan", "Bitmap", "Hash", "Merge", "Sort"] {
+                    assert!(!shown.contains(bad), "{context}");
+                }
+                let conds: Vec<&String> =
+                    plan.iter().filter(|l| l.contains("Index Cond:")).collect();
+                assert!(!conds.is_empty(), "{context}");
+                // Each probe is keyed by the looked-up key (`w.…`) or by
+                // the entry found for it (`….server_seq`), never by
+                // constants alone (the tenant, or the tenant and the user).
+                for c in conds {
+                    let keyed = c.contains(" = w.") || c.contains(".server_seq)");
+                    assert!(
+                        c.contains("(tenant_id = ") && keyed,
+                        "an index scan not driven by the keys: {c}\n{context}"
+                    );
+                }
+            }
+            tx.rollback().await.unwrap();
+        }
+    }
+}
+
 /// Push throughput: batches of 100 events of 1 KiB, on a cluster of its
 /// own with PostgreSQL's durable defaults (fsync on). Run with
 /// `cargo test --release -p annal-server --test postgres_only -- --ignored --nocapture`.

@@ -7,9 +7,10 @@ pub mod postgres;
 mod rows;
 pub mod sqlite;
 
-use crate::ingest::{Plan, Policy, Submitted};
+use crate::ingest::{Existing, Plan, Policy, Submitted};
 use crate::protocol::{PullItem, PullResponse, Quarantine, Receipt, StoredEvent};
 use annal::ledger::{LedgerEntry, LedgerOutcome};
+use std::collections::hash_map::{Entry, HashMap};
 use std::fmt;
 
 /// A storage failure. Its text is for logs, never for clients.
@@ -190,6 +191,48 @@ fn page(q: &PullQuery, mut rows: Vec<Row>) -> PullResponse {
         next_after,
         has_more,
     }
+}
+
+/// Of the entries the pushing user already has under each wanted event id,
+/// `(id, stored as an event, entry)` in any order, the one a new push of
+/// that id is compared with: its stored event, else its first quarantined
+/// entry.
+pub(crate) fn first_received(
+    found: impl IntoIterator<Item = (String, bool, Existing)>,
+) -> HashMap<String, Existing> {
+    let mut first: HashMap<String, (bool, Existing)> = HashMap::new();
+    for (id, stored_event, existing) in found {
+        match first.entry(id) {
+            Entry::Vacant(v) => {
+                v.insert((stored_event, existing));
+            }
+            Entry::Occupied(mut o) => {
+                let (was_event, was) = o.get();
+                let earlier = existing.receipt.server_seq < was.receipt.server_seq;
+                if !was_event && (stored_event || earlier) {
+                    o.insert((stored_event, existing));
+                }
+            }
+        }
+    }
+    first.into_iter().map(|(id, (_, e))| (id, e)).collect()
+}
+
+/// The stored event ids at each `(aggregate_id, aggregate_version)`, in
+/// ledger order, from `(key, server_seq, event_id)` rows in any order.
+pub(crate) fn in_ledger_order(
+    rows: Vec<((String, u64), i64, String)>,
+) -> HashMap<(String, u64), Vec<String>> {
+    let mut at: HashMap<(String, u64), Vec<(i64, String)>> = HashMap::new();
+    for (key, server_seq, id) in rows {
+        at.entry(key).or_default().push((server_seq, id));
+    }
+    at.into_iter()
+        .map(|(key, mut ids)| {
+            ids.sort_unstable();
+            (key, ids.into_iter().map(|(_, id)| id).collect())
+        })
+        .collect()
 }
 
 /// Parses a stored outcome.

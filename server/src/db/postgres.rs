@@ -18,7 +18,7 @@
 
 use super::migrations::{latest, POSTGRES};
 use super::rows::{pulled, receipt_at, PULL_SELECT};
-use super::{count, now_micros, stored, DbError, PullQuery, Row};
+use super::{count, first_received, in_ledger_order, now_micros, stored, DbError, PullQuery, Row};
 use crate::ingest::{self, DeviceHead, Existing, Plan, Policy, State, Submitted};
 use crate::protocol::Receipt;
 use annal::envelope::GENESIS_HASH;
@@ -243,6 +243,71 @@ async fn lock_head(
         .transpose()
 }
 
+// The state a push reads under the lock: one statement per kind of key.
+// Each takes its keys as an array and looks every key up on its own, by
+// the table's index on the whole key, in a `LATERAL` subquery that
+// `OFFSET 0` keeps the planner from flattening into a join it may reorder.
+// Without that, `key = ANY($2)` and joins were planned as scans of the
+// whole tenant (a bitmap scan of the tenant's events, filtered; the user's
+// every receipt, each probed in events) whenever the row estimates were a
+// young table's, before autovacuum first analyzes it, and a push took
+// 40 ms instead of 3. `the_lookups_search_indexes` (tests/postgres_only.rs)
+// checks every plan.
+
+/// Device heads: `$2` device ids.
+#[doc(hidden)]
+pub const DEVICES_SQL: &str = "SELECT w.id, d.device_seq, d.hash, d.computed_hash, d.user_id
+     FROM UNNEST($2::text[]) AS w (id)
+     CROSS JOIN LATERAL (
+         SELECT device_seq, hash, computed_hash, user_id FROM device_heads
+         WHERE tenant_id = $1 AND device_id = w.id
+         OFFSET 0
+     ) AS d";
+
+/// Aggregate states: `$2` aggregate ids.
+#[doc(hidden)]
+pub const AGGREGATES_SQL: &str = "SELECT w.id, a.aggregate_type, a.version
+     FROM UNNEST($2::text[]) AS w (id)
+     CROSS JOIN LATERAL (
+         SELECT aggregate_type, version FROM aggregates
+         WHERE tenant_id = $1 AND aggregate_id = w.id
+         OFFSET 0
+     ) AS a";
+
+/// Entries already received from user `$3` with the ids `$2`, stored as
+/// events (`true`) or quarantined, with their receipts.
+#[doc(hidden)]
+pub const EXISTING_SQL: &str = "SELECT f.stored, w.id, f.claimed_hash, f.event_hash,
+            r.server_seq, r.user_seq, r.ledger_hash, r.user_ledger_hash, r.received_at
+     FROM UNNEST($2::text[]) AS w (id)
+     CROSS JOIN LATERAL (
+         SELECT true AS stored, hash AS claimed_hash, hash AS event_hash, server_seq FROM events
+         WHERE tenant_id = $1 AND event_id = w.id
+         UNION ALL
+         SELECT false, claimed_hash, event_hash, server_seq FROM quarantine
+         WHERE tenant_id = $1 AND event_id = w.id
+         OFFSET 0
+     ) AS f
+     CROSS JOIN LATERAL (
+         SELECT server_seq, user_seq, ledger_hash, user_ledger_hash, received_at, user_id
+         FROM receipts
+         WHERE tenant_id = $1 AND server_seq = f.server_seq
+         OFFSET 0
+     ) AS r
+     WHERE r.user_id = $3";
+
+/// Stored events at `($2[i], $3[i])`, `(aggregate_id, aggregate_version)`.
+#[doc(hidden)]
+pub const AT_VERSION_SQL: &str =
+    "SELECT w.aggregate_id, w.aggregate_version, e.event_id, e.server_seq
+     FROM UNNEST($2::text[], $3::bigint[]) AS w (aggregate_id, aggregate_version)
+     CROSS JOIN LATERAL (
+         SELECT event_id, server_seq FROM events
+         WHERE tenant_id = $1 AND aggregate_id = w.aggregate_id
+           AND aggregate_version = w.aggregate_version
+         OFFSET 0
+     ) AS e";
+
 /// Reads what the planner needs for `batch`, one query per kind of key.
 async fn load_state(
     conn: &mut PgConnection,
@@ -260,14 +325,11 @@ async fn load_state(
     };
     if !wanted.devices.is_empty() {
         let ids: Vec<&str> = wanted.devices.iter().map(String::as_str).collect();
-        let rows = sqlx::query(
-            "SELECT device_id, device_seq, hash, computed_hash, user_id FROM device_heads
-             WHERE tenant_id = $1 AND device_id = ANY($2)",
-        )
-        .bind(tenant)
-        .bind(&ids)
-        .fetch_all(&mut *conn)
-        .await?;
+        let rows = sqlx::query(DEVICES_SQL)
+            .bind(tenant)
+            .bind(&ids)
+            .fetch_all(&mut *conn)
+            .await?;
         for r in rows {
             state.devices.insert(
                 r.try_get(0)?,
@@ -282,13 +344,11 @@ async fn load_state(
     }
     if !wanted.aggregates.is_empty() {
         let ids: Vec<&str> = wanted.aggregates.iter().map(String::as_str).collect();
-        let rows = sqlx::query(
-            "SELECT aggregate_id, aggregate_type, version FROM aggregates WHERE tenant_id = $1 AND aggregate_id = ANY($2)",
-        )
-        .bind(tenant)
-        .bind(&ids)
-        .fetch_all(&mut *conn)
-        .await?;
+        let rows = sqlx::query(AGGREGATES_SQL)
+            .bind(tenant)
+            .bind(&ids)
+            .fetch_all(&mut *conn)
+            .await?;
         for r in rows {
             state
                 .aggregates
@@ -296,65 +356,48 @@ async fn load_state(
         }
     }
     if !wanted.events.is_empty() {
-        // The first receipt of each id pushed by this user, whether it was
-        // stored as an event or quarantined. Another user's push of the same
-        // id never makes this user's event a duplicate.
+        // Another user's push of the same id never makes this user's event
+        // a duplicate.
         let ids: Vec<&str> = wanted.events.iter().map(String::as_str).collect();
-        let rows = sqlx::query(
-            "SELECT DISTINCT ON (event_id) event_id, claimed_hash, event_hash,
-                    server_seq, user_seq, ledger_hash, user_ledger_hash, received_at
-             FROM (
-                 SELECT e.event_id, e.hash AS claimed_hash, e.hash AS event_hash, r.server_seq, r.user_seq,
-                        r.ledger_hash, r.user_ledger_hash, r.received_at
-                 FROM events e JOIN receipts r ON r.tenant_id = e.tenant_id AND r.server_seq = e.server_seq
-                 WHERE e.tenant_id = $1 AND e.event_id = ANY($2) AND r.user_id = $3
-                 UNION ALL
-                 SELECT x.event_id, x.claimed_hash, x.event_hash, r.server_seq, r.user_seq,
-                        r.ledger_hash, r.user_ledger_hash, r.received_at
-                 FROM quarantine x JOIN receipts r ON r.tenant_id = x.tenant_id AND r.server_seq = x.server_seq
-                 WHERE x.tenant_id = $1 AND x.event_id = ANY($2) AND r.user_id = $3
-             ) found
-             ORDER BY event_id, server_seq",
-        )
-        .bind(tenant)
-        .bind(&ids)
-        .bind(user)
-        .fetch_all(&mut *conn)
-        .await?;
+        let rows = sqlx::query(EXISTING_SQL)
+            .bind(tenant)
+            .bind(&ids)
+            .bind(user)
+            .fetch_all(&mut *conn)
+            .await?;
+        let mut found = Vec::with_capacity(rows.len());
         for r in rows {
-            state.existing.insert(
-                r.try_get(0)?,
-                Existing {
-                    claimed_hash: r.try_get::<Option<String>, _>(1)?.unwrap_or_default(),
-                    event_hash: r.try_get(2)?,
-                    receipt: receipt_at(&r, 3)?,
-                },
-            );
+            let existing = Existing {
+                claimed_hash: r.try_get::<Option<String>, _>(2)?.unwrap_or_default(),
+                event_hash: r.try_get(3)?,
+                receipt: receipt_at(&r, 4)?,
+            };
+            found.push((r.try_get(1)?, r.try_get(0)?, existing));
         }
+        state.existing = first_received(found);
     }
-    if !wanted.versions.is_empty() {
-        let (ids, versions): (Vec<&str>, Vec<i64>) = wanted
-            .versions
-            .iter()
-            .map(|(a, v)| (a.as_str(), stored(*v)))
-            .unzip();
-        let rows = sqlx::query(
-            "SELECT e.aggregate_id, e.aggregate_version, e.event_id
-             FROM events e
-             JOIN UNNEST($2::text[], $3::bigint[]) AS w (aggregate_id, aggregate_version)
-               ON e.aggregate_id = w.aggregate_id AND e.aggregate_version = w.aggregate_version
-             WHERE e.tenant_id = $1
-             ORDER BY e.server_seq",
-        )
-        .bind(tenant)
-        .bind(&ids)
-        .bind(&versions)
-        .fetch_all(&mut *conn)
-        .await?;
-        for r in rows {
-            let key = (r.try_get::<String, _>(0)?, count(r.try_get(1)?)?);
-            state.at_version.entry(key).or_default().push(r.try_get(2)?);
-        }
+    // Only versions that can have stored events: usually none.
+    let versions = wanted.stored_versions(&state.aggregates);
+    if !versions.is_empty() {
+        let (ids, versions): (Vec<&str>, Vec<i64>) =
+            versions.iter().map(|(a, v)| (*a, stored(*v))).unzip();
+        let rows = sqlx::query(AT_VERSION_SQL)
+            .bind(tenant)
+            .bind(&ids)
+            .bind(&versions)
+            .fetch_all(&mut *conn)
+            .await?;
+        state.at_version = in_ledger_order(
+            rows.iter()
+                .map(|r| {
+                    Ok((
+                        (r.try_get::<String, _>(0)?, count(r.try_get(1)?)?),
+                        r.try_get(3)?,
+                        r.try_get(2)?,
+                    ))
+                })
+                .collect::<Result<Vec<_>, DbError>>()?,
+        );
     }
     Ok(state)
 }

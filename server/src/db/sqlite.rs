@@ -3,11 +3,15 @@
 
 use super::migrations::{latest, SQLITE};
 use super::rows::{pulled, receipt_at, PULL_SELECT};
-use super::{count, now_micros, stored, DbError, PullQuery, Row};
-use crate::ingest::{self, DeviceHead, Existing, Plan, Policy, State, Submitted};
+use super::{count, first_received, in_ledger_order, now_micros, stored, DbError, PullQuery, Row};
+use crate::ingest::{self, DeviceHead, EventRow, Existing, Plan, Policy, State, Submitted};
 use crate::protocol::Receipt;
-use annal::ledger::{format_received_at, user_ledger, TENANT_LEDGER};
-use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
+use annal::ledger::{format_received_at, user_ledger, LedgerEntry, TENANT_LEDGER};
+use sqlx::error::BoxDynError;
+use sqlx::sqlite::{
+    SqliteArguments, SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous,
+};
+use sqlx::Arguments as _;
 use sqlx::{Row as _, SqliteConnection, SqlitePool};
 use std::str::FromStr;
 use std::time::Duration;
@@ -27,6 +31,12 @@ impl SqliteDb {
         } else {
             format!("sqlite:{url}")
         };
+        // `synchronous=FULL`: in WAL mode every commit syncs the WAL, so an
+        // acknowledged push survives a power loss (NORMAL syncs only at
+        // checkpoints, and a lost commit would reissue receipts that
+        // devices already hold). Page size, cache size, `temp_store` and
+        // the checkpoint interval stay SQLite's defaults: other values
+        // measured no faster (docs/DESIGN.md, "annal-server").
         let options = SqliteConnectOptions::from_str(&url)?
             .create_if_missing(true)
             .journal_mode(SqliteJournalMode::Wal)
@@ -75,15 +85,7 @@ impl SqliteDb {
 
     /// See [`super::Db::pull`].
     pub async fn pull(&self, q: &PullQuery) -> Result<Vec<Row>, DbError> {
-        let mut sql =
-            format!("{PULL_SELECT} WHERE l.tenant_id = ?1 AND l.ledger = ?2 AND l.seq > ?3");
-        if q.aggregate_id.is_some() {
-            sql.push_str(" AND e.aggregate_id = ?5");
-        }
-        if q.event_type.is_some() {
-            sql.push_str(" AND e.event_type = ?6");
-        }
-        sql.push_str(" ORDER BY l.seq LIMIT ?4");
+        let sql = pull_sql(q);
         let rows = sqlx::query(&sql)
             .bind(&q.tenant)
             .bind(&q.ledger)
@@ -95,6 +97,20 @@ impl SqliteDb {
             .await?;
         rows.iter().map(|r| pulled(q, r)).collect()
     }
+}
+
+/// A pull's statement: `?1` tenant, `?2` ledger, `?3` after, `?4` limit,
+/// `?5` aggregate id, `?6` event type.
+fn pull_sql(q: &PullQuery) -> String {
+    let mut sql = format!("{PULL_SELECT} WHERE l.tenant_id = ?1 AND l.ledger = ?2 AND l.seq > ?3");
+    if q.aggregate_id.is_some() {
+        sql.push_str(" AND e.aggregate_id = ?5");
+    }
+    if q.event_type.is_some() {
+        sql.push_str(" AND e.event_type = ?6");
+    }
+    sql.push_str(" ORDER BY l.seq LIMIT ?4");
+    sql
 }
 
 async fn migrate(pool: &SqlitePool) -> Result<(), DbError> {
@@ -123,19 +139,63 @@ async fn migrate(pool: &SqlitePool) -> Result<(), DbError> {
     Ok(())
 }
 
-async fn head(
-    conn: &mut SqliteConnection,
-    tenant: &str,
-    ledger: &str,
-) -> Result<Option<(u64, String)>, DbError> {
-    let row =
-        sqlx::query("SELECT seq, hash FROM ledger_heads WHERE tenant_id = ?1 AND ledger = ?2")
-            .bind(tenant)
-            .bind(ledger)
-            .fetch_optional(&mut *conn)
-            .await?;
-    row.map(|r| Ok((count(r.try_get(0)?)?, r.try_get(1)?)))
-        .transpose()
+// The state a push reads under the writer lock: one statement per kind of
+// key, whatever the batch size. The keys are bound as one JSON array and
+// read with `json_each`, so each lookup is a single cached statement; the
+// `CROSS JOIN` keeps SQLite from reordering the join, so the keys drive it
+// and every table is reached by an index search per key, never a scan of
+// the tenant (an early version's `ORDER BY server_seq` made SQLite walk a
+// whole index per lookup). `lookups_search_indexes` checks every plan.
+
+/// Both ledger heads: `?1` tenant, `?2` and `?3` the ledgers.
+const HEADS_SQL: &str =
+    "SELECT ledger, seq, hash FROM ledger_heads WHERE tenant_id = ?1 AND ledger IN (?2, ?3)";
+
+/// Device heads: `?2` a JSON array of device ids.
+const DEVICES_SQL: &str = "SELECT d.device_id, d.device_seq, d.hash, d.computed_hash, d.user_id
+     FROM json_each(?2) AS w CROSS JOIN device_heads AS d
+     WHERE d.tenant_id = ?1 AND d.device_id = w.value";
+
+/// Aggregate states: `?2` a JSON array of aggregate ids.
+const AGGREGATES_SQL: &str = "SELECT a.aggregate_id, a.aggregate_type, a.version
+     FROM json_each(?2) AS w CROSS JOIN aggregates AS a
+     WHERE a.tenant_id = ?1 AND a.aggregate_id = w.value";
+
+/// Entries already received from user `?3`, stored as events (`1`) or
+/// quarantined (`0`), with their receipts: `?2` a JSON array of event ids. Another
+/// user's push of the same id never makes this user's event a duplicate.
+const EXISTING_SQL: &str = "SELECT 1, e.event_id, e.hash, e.hash,
+            r.server_seq, r.user_seq, r.ledger_hash, r.user_ledger_hash, r.received_at
+     FROM json_each(?2) AS w CROSS JOIN events AS e CROSS JOIN receipts AS r
+     WHERE e.tenant_id = ?1 AND e.event_id = w.value
+       AND r.tenant_id = ?1 AND r.server_seq = e.server_seq AND r.user_id = ?3
+     UNION ALL
+     SELECT 0, x.event_id, x.claimed_hash, x.event_hash,
+            r.server_seq, r.user_seq, r.ledger_hash, r.user_ledger_hash, r.received_at
+     FROM json_each(?2) AS w CROSS JOIN quarantine AS x CROSS JOIN receipts AS r
+     WHERE x.tenant_id = ?1 AND x.event_id = w.value
+       AND r.tenant_id = ?1 AND r.server_seq = x.server_seq AND r.user_id = ?3";
+
+/// Stored events at `(aggregate_id, aggregate_version)`: `?2` a JSON array
+/// of `[id, version]` pairs.
+const AT_VERSION_SQL: &str = "SELECT e.aggregate_id, e.aggregate_version, e.event_id, e.server_seq
+     FROM json_each(?2) AS w CROSS JOIN events AS e
+     WHERE e.tenant_id = ?1 AND e.aggregate_id = w.value ->> 0
+       AND e.aggregate_version = w.value ->> 1";
+
+/// Every lookup, by name, for the plan check.
+#[cfg(test)]
+const LOOKUPS: [(&str, &str); 5] = [
+    ("heads", HEADS_SQL),
+    ("devices", DEVICES_SQL),
+    ("aggregates", AGGREGATES_SQL),
+    ("existing", EXISTING_SQL),
+    ("at_version", AT_VERSION_SQL),
+];
+
+/// A JSON array of `keys`, bound as one parameter.
+fn json_list<T: serde::Serialize>(keys: &[T]) -> String {
+    serde_json::to_string(keys).unwrap_or_else(|_| "[]".into())
 }
 
 async fn load_state(
@@ -145,248 +205,329 @@ async fn load_state(
     batch: &[Submitted],
 ) -> Result<State, DbError> {
     let wanted = ingest::wanted(batch);
-    let mut state = State {
-        tenant_head: head(conn, tenant, TENANT_LEDGER).await?,
-        user_head: head(conn, tenant, &user_ledger(user)).await?,
-        ..State::default()
-    };
-    for device in &wanted.devices {
-        let row = sqlx::query(
-            "SELECT device_seq, hash, computed_hash, user_id FROM device_heads WHERE tenant_id = ?1 AND device_id = ?2",
-        )
+    let mut state = State::default();
+    let user_ledger = user_ledger(user);
+    let rows = sqlx::query(HEADS_SQL)
         .bind(tenant)
-        .bind(device)
-        .fetch_optional(&mut *conn)
-        .await?;
-        if let Some(r) = row {
-            state.devices.insert(
-                device.clone(),
-                DeviceHead {
-                    device_seq: count(r.try_get(0)?)?,
-                    hash: r.try_get(1)?,
-                    computed_hash: r.try_get(2)?,
-                    user_id: r.try_get(3)?,
-                },
-            );
-        }
-    }
-    for aggregate in &wanted.aggregates {
-        let row = sqlx::query("SELECT aggregate_type, version FROM aggregates WHERE tenant_id = ?1 AND aggregate_id = ?2")
-            .bind(tenant)
-            .bind(aggregate)
-            .fetch_optional(&mut *conn)
-            .await?;
-        if let Some(r) = row {
-            state
-                .aggregates
-                .insert(aggregate.clone(), (r.try_get(0)?, count(r.try_get(1)?)?));
-        }
-    }
-    // Two indexed lookups per id. A compound SELECT, or a plain ORDER BY
-    // server_seq, makes SQLite walk a whole index of the tenant instead
-    // (`+` keeps a column out of index selection).
-    for id in &wanted.events {
-        let mut row = sqlx::query(
-            "SELECT e.hash, e.hash, r.server_seq, r.user_seq, r.ledger_hash, r.user_ledger_hash, r.received_at
-             FROM events e JOIN receipts r ON r.tenant_id = e.tenant_id AND r.server_seq = e.server_seq
-             WHERE e.tenant_id = ?1 AND e.event_id = ?2 AND r.user_id = ?3",
-        )
-        .bind(tenant)
-        .bind(id)
-        .bind(user)
-        .fetch_optional(&mut *conn)
-        .await?;
-        if row.is_none() {
-            row = sqlx::query(
-                "SELECT x.claimed_hash, x.event_hash, r.server_seq, r.user_seq, r.ledger_hash, r.user_ledger_hash, r.received_at
-                 FROM quarantine x JOIN receipts r ON r.tenant_id = x.tenant_id AND r.server_seq = x.server_seq
-                 WHERE x.tenant_id = ?1 AND x.event_id = ?2 AND r.user_id = ?3
-                 ORDER BY +x.server_seq LIMIT 1",
-            )
-            .bind(tenant)
-            .bind(id)
-            .bind(user)
-            .fetch_optional(&mut *conn)
-            .await?;
-        }
-        if let Some(r) = row {
-            state.existing.insert(
-                id.clone(),
-                Existing {
-                    claimed_hash: r.try_get::<Option<String>, _>(0)?.unwrap_or_default(),
-                    event_hash: r.try_get(1)?,
-                    receipt: receipt_at(&r, 2)?,
-                },
-            );
-        }
-    }
-    for (aggregate, version) in &wanted.versions {
-        let ids: Vec<String> = sqlx::query_scalar(
-            "SELECT event_id FROM events WHERE tenant_id = ?1 AND aggregate_id = ?2 AND aggregate_version = ?3 ORDER BY +server_seq",
-        )
-        .bind(tenant)
-        .bind(aggregate)
-        .bind(stored(*version))
+        .bind(TENANT_LEDGER)
+        .bind(&user_ledger)
         .fetch_all(&mut *conn)
         .await?;
-        if !ids.is_empty() {
-            state.at_version.insert((aggregate.clone(), *version), ids);
+    for r in rows {
+        let head = Some((count(r.try_get(1)?)?, r.try_get(2)?));
+        if r.try_get::<&str, _>(0)? == TENANT_LEDGER {
+            state.tenant_head = head;
+        } else {
+            state.user_head = head;
         }
+    }
+    if !wanted.devices.is_empty() {
+        let ids: Vec<&String> = wanted.devices.iter().collect();
+        let rows = sqlx::query(DEVICES_SQL)
+            .bind(tenant)
+            .bind(json_list(&ids))
+            .fetch_all(&mut *conn)
+            .await?;
+        for r in rows {
+            state.devices.insert(
+                r.try_get(0)?,
+                DeviceHead {
+                    device_seq: count(r.try_get(1)?)?,
+                    hash: r.try_get(2)?,
+                    computed_hash: r.try_get(3)?,
+                    user_id: r.try_get(4)?,
+                },
+            );
+        }
+    }
+    if !wanted.aggregates.is_empty() {
+        let ids: Vec<&String> = wanted.aggregates.iter().collect();
+        let rows = sqlx::query(AGGREGATES_SQL)
+            .bind(tenant)
+            .bind(json_list(&ids))
+            .fetch_all(&mut *conn)
+            .await?;
+        for r in rows {
+            state
+                .aggregates
+                .insert(r.try_get(0)?, (r.try_get(1)?, count(r.try_get(2)?)?));
+        }
+    }
+    if !wanted.events.is_empty() {
+        let ids: Vec<&String> = wanted.events.iter().collect();
+        let rows = sqlx::query(EXISTING_SQL)
+            .bind(tenant)
+            .bind(json_list(&ids))
+            .bind(user)
+            .fetch_all(&mut *conn)
+            .await?;
+        let mut found = Vec::with_capacity(rows.len());
+        for r in rows {
+            let existing = Existing {
+                claimed_hash: r.try_get::<Option<String>, _>(2)?.unwrap_or_default(),
+                event_hash: r.try_get(3)?,
+                receipt: receipt_at(&r, 4)?,
+            };
+            found.push((r.try_get(1)?, r.try_get(0)?, existing));
+        }
+        state.existing = first_received(found);
+    }
+    let versions = wanted.stored_versions(&state.aggregates);
+    if !versions.is_empty() {
+        let rows = sqlx::query(AT_VERSION_SQL)
+            .bind(tenant)
+            .bind(json_list(&versions))
+            .fetch_all(&mut *conn)
+            .await?;
+        state.at_version = in_ledger_order(
+            rows.iter()
+                .map(|r| {
+                    Ok((
+                        (r.try_get::<String, _>(0)?, count(r.try_get(1)?)?),
+                        r.try_get(3)?,
+                        r.try_get(2)?,
+                    ))
+                })
+                .collect::<Result<Vec<_>, DbError>>()?,
+        );
     }
     Ok(state)
 }
 
+/// At most this many parameters per statement: SQLite's limit before 3.32
+/// (`SQLITE_MAX_VARIABLE_NUMBER`); the bundled build allows 32,766, but
+/// larger statements measured no faster.
+const MAX_PARAMS: usize = 999;
+
+/// Inserts `rows` with multi-row `{head} VALUES (…), (…) {tail}` statements
+/// of `columns` parameters a row, `bind` adding one row's. Chunks have a
+/// power-of-two number of rows (as many as [`MAX_PARAMS`] allows, then
+/// smaller for the rest), so any batch takes a few statements and each
+/// table has only a few statement texts, each prepared once per connection
+/// and kept in sqlx's statement cache.
+async fn insert_rows<'r, T>(
+    conn: &mut SqliteConnection,
+    head: &str,
+    tail: &str,
+    columns: usize,
+    rows: &'r [T],
+    bind: impl Fn(&mut SqliteArguments<'r>, &'r T) -> Result<(), BoxDynError>,
+) -> Result<(), DbError> {
+    let largest = 1 << (MAX_PARAMS / columns).max(1).ilog2();
+    let row_sql = format!("({})", vec!["?"; columns].join(", "));
+    let mut rest = rows;
+    while !rest.is_empty() {
+        let n = largest.min(1 << rest.len().ilog2());
+        let (chunk, after) = rest.split_at(n);
+        rest = after;
+        let mut args = SqliteArguments::default();
+        args.reserve(n * columns, 0);
+        for row in chunk {
+            bind(&mut args, row).map_err(sqlx::Error::Encode)?;
+        }
+        let sql = format!(
+            "{head} VALUES {}{tail}",
+            vec![row_sql.as_str(); n].join(", ")
+        );
+        sqlx::query_with(&sql, args).execute(&mut *conn).await?;
+    }
+    Ok(())
+}
+
+/// Writes a committed plan: multi-row inserts per table.
 async fn write(
     conn: &mut SqliteConnection,
     tenant: &str,
     user: &str,
     plan: &Plan,
 ) -> Result<(), DbError> {
-    for e in &plan.events {
-        let v = &e.envelope;
-        let r = &e.receipt;
-        sqlx::query(
-            "INSERT INTO events (tenant_id, event_id, user_id, device_id, device_seq, aggregate_type,
-                aggregate_id, event_type, schema_version, aggregate_version, hash, envelope, salt, payload,
-                outcome, conflicts_with, server_seq, user_seq, received_at)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19)",
-        )
-        .bind(tenant)
-        .bind(&v.event_id)
-        .bind(&v.user_id)
-        .bind(&v.device_id)
-        .bind(stored(v.device_seq))
-        .bind(&v.aggregate_type)
-        .bind(&v.aggregate_id)
-        .bind(&v.event_type)
-        .bind(stored(v.schema_version))
-        .bind(stored(v.aggregate_version))
-        .bind(&v.hash)
-        .bind(&e.envelope_json)
-        .bind(&e.salt)
-        .bind(&e.payload_json)
-        .bind(e.outcome.as_str())
-        .bind(serde_json::to_string(&e.conflicts_with).unwrap_or_else(|_| "[]".into()))
-        .bind(stored(r.server_seq))
-        .bind(stored(r.user_seq))
-        .bind(&r.received_at)
-        .execute(&mut *conn)
-        .await?;
-        insert_receipt(conn, tenant, user, Some(&v.event_id), e.outcome.as_str(), r).await?;
-    }
-    for q in &plan.quarantined {
-        let r = &q.receipt;
-        sqlx::query(
-            "INSERT INTO quarantine (tenant_id, server_seq, user_id, user_seq, event_id, device_id, device_seq,
-                submitted, event_hash, claimed_hash, code, message, received_at)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)",
-        )
-        .bind(tenant)
-        .bind(stored(r.server_seq))
-        .bind(user)
-        .bind(stored(r.user_seq))
-        .bind(q.event_id.as_deref())
-        .bind(q.device.as_ref().map(|(d, _)| d.as_str()))
-        .bind(q.device.as_ref().map(|(_, s)| stored(*s)))
-        .bind(&q.submitted_json)
-        .bind(&q.event_hash)
-        .bind(q.claimed_hash.as_deref())
-        .bind(&q.code)
-        .bind(&q.message)
-        .bind(&r.received_at)
-        .execute(&mut *conn)
-        .await?;
-        insert_receipt(conn, tenant, user, q.event_id.as_deref(), "quarantined", r).await?;
-    }
-    // Entries come in pairs: the tenant entry, then the user entry.
-    for pair in plan.ledger.chunks(2) {
-        let server_seq = pair[0].seq;
-        for e in pair {
-            sqlx::query(
-                "INSERT INTO ledger (tenant_id, ledger, seq, event_hash, outcome, received_at, prev, hash, server_seq)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
+    let conflicts: Vec<String> = plan
+        .events
+        .iter()
+        .map(|e| serde_json::to_string(&e.conflicts_with).unwrap_or_else(|_| "[]".into()))
+        .collect();
+    let events: Vec<(&EventRow, &String)> = plan.events.iter().zip(&conflicts).collect();
+    insert_rows(
+        conn,
+        "INSERT INTO events (tenant_id, event_id, user_id, device_id, device_seq, aggregate_type,
+            aggregate_id, event_type, schema_version, aggregate_version, hash, envelope, salt, payload,
+            outcome, conflicts_with, server_seq, user_seq, received_at)",
+        "",
+        19,
+        &events,
+        |a, (e, conflicts)| {
+            let v = &e.envelope;
+            let r = &e.receipt;
+            a.add(tenant)?;
+            a.add(&v.event_id)?;
+            a.add(&v.user_id)?;
+            a.add(&v.device_id)?;
+            a.add(stored(v.device_seq))?;
+            a.add(&v.aggregate_type)?;
+            a.add(&v.aggregate_id)?;
+            a.add(&v.event_type)?;
+            a.add(stored(v.schema_version))?;
+            a.add(stored(v.aggregate_version))?;
+            a.add(&v.hash)?;
+            a.add(&e.envelope_json)?;
+            a.add(&e.salt)?;
+            a.add(&e.payload_json)?;
+            a.add(e.outcome.as_str())?;
+            a.add(conflicts.as_str())?;
+            a.add(stored(r.server_seq))?;
+            a.add(stored(r.user_seq))?;
+            a.add(&r.received_at)?;
+            Ok(())
+        },
+    )
+    .await?;
+    insert_rows(
+        conn,
+        "INSERT INTO quarantine (tenant_id, server_seq, user_id, user_seq, event_id, device_id, device_seq,
+            submitted, event_hash, claimed_hash, code, message, received_at)",
+        "",
+        13,
+        &plan.quarantined,
+        |a, q| {
+            let r = &q.receipt;
+            a.add(tenant)?;
+            a.add(stored(r.server_seq))?;
+            a.add(user)?;
+            a.add(stored(r.user_seq))?;
+            a.add(q.event_id.as_deref())?;
+            a.add(q.device.as_ref().map(|(d, _)| d.as_str()))?;
+            a.add(q.device.as_ref().map(|(_, s)| stored(*s)))?;
+            a.add(&q.submitted_json)?;
+            a.add(&q.event_hash)?;
+            a.add(q.claimed_hash.as_deref())?;
+            a.add(&q.code)?;
+            a.add(&q.message)?;
+            a.add(&r.received_at)?;
+            Ok(())
+        },
+    )
+    .await?;
+    // One receipt per entered event, stored or quarantined.
+    let receipts: Vec<(Option<&str>, &str, &Receipt)> = plan
+        .events
+        .iter()
+        .map(|e| {
+            (
+                Some(e.envelope.event_id.as_str()),
+                e.outcome.as_str(),
+                &e.receipt,
             )
-            .bind(tenant)
-            .bind(&e.ledger)
-            .bind(stored(e.seq))
-            .bind(&e.event_hash)
-            .bind(e.outcome.as_str())
-            .bind(&e.received_at)
-            .bind(&e.prev)
-            .bind(&e.hash)
-            .bind(stored(server_seq))
-            .execute(&mut *conn)
-            .await?;
-        }
-    }
-    for (ledger, (seq, hash)) in [
+        })
+        .chain(
+            plan.quarantined
+                .iter()
+                .map(|q| (q.event_id.as_deref(), "quarantined", &q.receipt)),
+        )
+        .collect();
+    insert_rows(
+        conn,
+        "INSERT INTO receipts (tenant_id, server_seq, user_id, user_seq, event_id, outcome, ledger_hash,
+            user_ledger_hash, received_at)",
+        "",
+        9,
+        &receipts,
+        |a, (event_id, outcome, r)| {
+            a.add(tenant)?;
+            a.add(stored(r.server_seq))?;
+            a.add(user)?;
+            a.add(stored(r.user_seq))?;
+            a.add(*event_id)?;
+            a.add(*outcome)?;
+            a.add(&r.ledger_hash)?;
+            a.add(&r.user_ledger_hash)?;
+            a.add(&r.received_at)?;
+            Ok(())
+        },
+    )
+    .await?;
+    // Entries come in pairs: the tenant entry, then the user entry; both
+    // carry the tenant entry's seq as server_seq.
+    let entries: Vec<(&LedgerEntry, u64)> = plan
+        .ledger
+        .chunks(2)
+        .flat_map(|pair| pair.iter().map(|e| (e, pair[0].seq)))
+        .collect();
+    insert_rows(
+        conn,
+        "INSERT INTO ledger (tenant_id, ledger, seq, event_hash, outcome, received_at, prev, hash, server_seq)",
+        "",
+        9,
+        &entries,
+        |a, (e, server_seq)| {
+            a.add(tenant)?;
+            a.add(&e.ledger)?;
+            a.add(stored(e.seq))?;
+            a.add(&e.event_hash)?;
+            a.add(e.outcome.as_str())?;
+            a.add(&e.received_at)?;
+            a.add(&e.prev)?;
+            a.add(&e.hash)?;
+            a.add(stored(*server_seq))?;
+            Ok(())
+        },
+    )
+    .await?;
+    let heads = [
         (TENANT_LEDGER.to_string(), &plan.tenant_head),
         (user_ledger(user), &plan.user_head),
-    ] {
-        sqlx::query(
-            "INSERT INTO ledger_heads (tenant_id, ledger, seq, hash) VALUES (?1, ?2, ?3, ?4)
-             ON CONFLICT (tenant_id, ledger) DO UPDATE SET seq = excluded.seq, hash = excluded.hash",
-        )
-        .bind(tenant)
-        .bind(ledger)
-        .bind(stored(*seq))
-        .bind(hash)
-        .execute(&mut *conn)
-        .await?;
-    }
-    for (device, head) in &plan.devices {
-        sqlx::query(
-            "INSERT INTO device_heads (tenant_id, device_id, device_seq, hash, computed_hash, user_id) VALUES (?1, ?2, ?3, ?4, ?5, ?6)
-             ON CONFLICT (tenant_id, device_id) DO UPDATE
-             SET device_seq = excluded.device_seq, hash = excluded.hash, computed_hash = excluded.computed_hash",
-        )
-        .bind(tenant)
-        .bind(device)
-        .bind(stored(head.device_seq))
-        .bind(&head.hash)
-        .bind(&head.computed_hash)
-        .bind(&head.user_id)
-        .execute(&mut *conn)
-        .await?;
-    }
-    for (aggregate, (ty, version)) in &plan.aggregates {
-        sqlx::query(
-            "INSERT INTO aggregates (tenant_id, aggregate_id, aggregate_type, version) VALUES (?1, ?2, ?3, ?4)
-             ON CONFLICT (tenant_id, aggregate_id) DO UPDATE SET version = excluded.version",
-        )
-        .bind(tenant)
-        .bind(aggregate)
-        .bind(ty)
-        .bind(stored(*version))
-        .execute(&mut *conn)
-        .await?;
-    }
-    Ok(())
-}
-
-async fn insert_receipt(
-    conn: &mut SqliteConnection,
-    tenant: &str,
-    user: &str,
-    event_id: Option<&str>,
-    outcome: &str,
-    r: &Receipt,
-) -> Result<(), DbError> {
-    sqlx::query(
-        "INSERT INTO receipts (tenant_id, server_seq, user_id, user_seq, event_id, outcome, ledger_hash,
-            user_ledger_hash, received_at)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
+    ];
+    insert_rows(
+        conn,
+        "INSERT INTO ledger_heads (tenant_id, ledger, seq, hash)",
+        " ON CONFLICT (tenant_id, ledger) DO UPDATE SET seq = excluded.seq, hash = excluded.hash",
+        4,
+        &heads,
+        |a, (ledger, (seq, hash))| {
+            a.add(tenant)?;
+            a.add(ledger.as_str())?;
+            a.add(stored(*seq))?;
+            a.add(hash.as_str())?;
+            Ok(())
+        },
     )
-    .bind(tenant)
-    .bind(stored(r.server_seq))
-    .bind(user)
-    .bind(stored(r.user_seq))
-    .bind(event_id)
-    .bind(outcome)
-    .bind(&r.ledger_hash)
-    .bind(&r.user_ledger_hash)
-    .bind(&r.received_at)
-    .execute(&mut *conn)
+    .await?;
+    let devices: Vec<(&String, &DeviceHead)> = plan.devices.iter().collect();
+    insert_rows(
+        conn,
+        "INSERT INTO device_heads (tenant_id, device_id, device_seq, hash, computed_hash, user_id)",
+        " ON CONFLICT (tenant_id, device_id) DO UPDATE
+             SET device_seq = excluded.device_seq, hash = excluded.hash, computed_hash = excluded.computed_hash",
+        6,
+        &devices,
+        |a, (device, head)| {
+            a.add(tenant)?;
+            a.add(device.as_str())?;
+            a.add(stored(head.device_seq))?;
+            a.add(&head.hash)?;
+            a.add(&head.computed_hash)?;
+            a.add(&head.user_id)?;
+            Ok(())
+        },
+    )
+    .await?;
+    let aggregates: Vec<(&String, &(String, u64))> = plan.aggregates.iter().collect();
+    insert_rows(
+        conn,
+        "INSERT INTO aggregates (tenant_id, aggregate_id, aggregate_type, version)",
+        " ON CONFLICT (tenant_id, aggregate_id) DO UPDATE SET version = excluded.version",
+        4,
+        &aggregates,
+        |a, (aggregate, (ty, version))| {
+            a.add(tenant)?;
+            a.add(aggregate.as_str())?;
+            a.add(ty.as_str())?;
+            a.add(stored(*version))?;
+            Ok(())
+        },
+    )
     .await?;
     Ok(())
 }
+
+#[cfg(test)]
+mod tests;

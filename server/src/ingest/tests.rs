@@ -343,3 +343,20 @@ fn after_a_damaged_hash_the_next_event_may_link_to_either_hash() {
     let p = run(vec![damaged, entry(&relinked)], State::default(), false);
     assert_eq!(statuses(&p), vec![Status::Quarantined, Status::Accepted]);
 }
+
+#[test]
+fn only_versions_a_stored_aggregate_has_reached_are_read() {
+    let w = Wanted {
+        versions: [("a", 1), ("a", 2), ("a", 3), ("b", 1), ("c", 5)]
+            .into_iter()
+            .map(|(a, v)| (a.to_string(), v))
+            .collect(),
+        ..Wanted::default()
+    };
+    let stored: HashMap<String, (String, u64)> = [("a", 2), ("c", 4)]
+        .into_iter()
+        .map(|(a, v)| (a.to_string(), ("diary".to_string(), v)))
+        .collect();
+    assert_eq!(w.stored_versions(&stored), vec![("a", 1), ("a", 2)]);
+    assert!(w.stored_versions(&HashMap::new()).is_empty());
+}
