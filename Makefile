@@ -15,11 +15,13 @@ WASM_BINDGEN_VERSION := $(shell sed -n '/^name = "wasm-bindgen"$$/{n;s/^version 
 PACKAGE_VERSION := $(shell node -p "require('./js/package.json').version")
 TARBALL := target/npm/annal-$(PACKAGE_VERSION).tgz
 
-.PHONY: help setup build demo test lint test-native test-wasm test-js bench-server clean
+.PHONY: help setup build demo test lint test-native test-wasm test-js bench bench-server clean
 
 help:
 	@echo "make demo   build and serve the demo on http://127.0.0.1:8080, with annal-server on :8787"
 	@echo "make test   lint and run every test (native, browser, package)"
+	@echo "make bench  benchmarks against raw IndexedDB and Dexie: bench/results.json and BENCHMARKS.md"
+	@echo "            (about 15 minutes; BENCH_FLAGS=--big adds the 1,000,000-event memory run, see bench/run.mjs)"
 
 ## Installation of missing tools ##############################################
 
@@ -64,11 +66,13 @@ node_modules/.package-lock.json: package.json package-lock.json
 
 ## Build ######################################################################
 
-# The npm package: wasm-pack output (pkg/, never committed) copied into
-# js/wasm, the TypeScript compiled into js/dist, and the packed tarball;
-# then annal-verify and annal-server, which the package tests run.
+# The npm package: the wasm-release build bound by wasm-bindgen (pkg/,
+# never committed) copied into js/wasm, the TypeScript compiled into
+# js/dist, and the packed tarball; then annal-verify and annal-server,
+# which the package tests run. (wasm-pack runs the Rust browser tests.)
 build: setup
-	wasm-pack build --release --target web --out-dir pkg --out-name annal --no-pack
+	cargo build -q --lib --target wasm32-unknown-unknown --profile wasm-release
+	wasm-bindgen --target web --remove-name-section --remove-producers-section --out-dir pkg --out-name annal target/wasm32-unknown-unknown/wasm-release/annal.wasm
 	rm -rf js/wasm && mkdir -p js/wasm
 	cp -r pkg/annal.js pkg/annal.d.ts pkg/annal_bg.wasm pkg/annal_bg.wasm.d.ts pkg/snippets js/wasm/
 	rm -rf js/dist && npx tsc -p js/tsconfig.json
@@ -101,6 +105,11 @@ test-wasm:
 
 test-js: build
 	node --test --test-concurrency=1 tests/js/
+
+# annal next to raw IndexedDB and Dexie in headless Chromium (issue 6),
+# written to bench/results.json and BENCHMARKS.md; flags in bench/run.mjs.
+bench: build
+	node bench/run.mjs $(BENCH_FLAGS)
 
 # Push and pull throughput of annal-server on SQLite and PostgreSQL.
 bench-server:

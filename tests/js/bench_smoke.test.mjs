@@ -99,6 +99,7 @@ test("smoke run: every workload runs and checks out, results have their shape, o
     assert.equal(m("append").plain.latency.n, onDisk.sizes.appends);
     assert.equal(m("sync").sqlite.drain.events, onDisk.sizes.drain, "the queue drained");
     assert.equal(m("sync").sqlite.pull.events, onDisk.sizes.pull, "the pull took the whole ledger");
+    assert.equal(m("sync").sqlite.node.events, onDisk.sizes.drain, "the Node client pushed its events");
     assert.equal(m("sync").postgres, undefined, "no PostgreSQL in smoke mode");
     for (const list of ["figures", "ratios", "targets"]) assert.ok(onDisk.summary[list].length > 0, `summary.${list}`);
     for (const f of onDisk.summary.figures) assert.deepEqual(Object.keys(f).sort(), ["better", "id", "label", "max", "median", "min", "unit", "values", "workload"]);
