@@ -101,12 +101,26 @@ fn number(f: f64) -> Result<Value> {
 }
 
 fn string(s: &JsString) -> Result<String> {
-    if !s.is_valid_utf16() {
+    let text = String::from(s);
+    // The conversion turns a lone surrogate into U+FFFD, so only text that
+    // has one needs the (per code unit) check; a real U+FFFD passes it.
+    if text.contains('\u{FFFD}') && !well_formed(s) {
         return Err(bad(
             "contains a lone UTF-16 surrogate, which cannot be stored exactly; fix the text (String.prototype.toWellFormed)".into(),
         ));
     }
-    Ok(String::from(s))
+    Ok(text)
+}
+
+/// `String.prototype.isWellFormed()` where the browser has it (one call),
+/// else a walk over the code units.
+fn well_formed(s: &JsString) -> bool {
+    Reflect::get(s, &JsValue::from_str("isWellFormed"))
+        .ok()
+        .and_then(|f| f.dyn_into::<js_sys::Function>().ok())
+        .and_then(|f| f.call0(s).ok())
+        .and_then(|v| v.as_bool())
+        .unwrap_or_else(|| s.is_valid_utf16())
 }
 
 /// Only plain objects (and arrays) are JSON. A `Date`, `Map`, class

@@ -117,6 +117,30 @@ async fn each_bad_input_is_refused_and_nothing_is_written() {
     );
 }
 
+/// A real U+FFFD is text like any other; only a lone surrogate (which a
+/// conversion would also turn into U+FFFD) is refused, wherever it is.
+#[wasm_bindgen_test]
+async fn a_replacement_character_is_kept_and_a_lone_surrogate_is_found_anywhere() {
+    let store = fresh("bad-fffd").await;
+    let text = js_sys::JSON::parse(r#""fine \ufffd text""#).unwrap();
+    let stored = store
+        .append(with_payload_member("s", text.clone()))
+        .await
+        .unwrap();
+    assert_eq!(get(&get(&stored, "payload"), "s"), text);
+    for bad in [
+        r#""\ufffd then \udc00 later""#,
+        r#""ends in a high half \ud83d""#,
+    ] {
+        let value = js_sys::JSON::parse(bad).unwrap();
+        expect_code(
+            store.append(with_payload_member("s", value)).await,
+            "ANNAL_VALIDATION",
+        );
+    }
+    assert_eq!(num(&store.head().await.unwrap(), "deviceSeq"), 1.0);
+}
+
 #[wasm_bindgen_test]
 async fn undefined_members_are_left_out_like_json_stringify() {
     let store = fresh("bad-undefined").await;
