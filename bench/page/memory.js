@@ -1,23 +1,16 @@
-// Memory readings. annal exposes no handle on its WebAssembly instance, so
-// the linear memory is reached through the wasm-bindgen glue the package
-// ships: its default export, called once the module is initialized,
-// returns the instance's exports, `memory` among them. That is
-// wasm-bindgen's behaviour, not annal's API, hence the checks.
+// Memory readings: annal's wasm memory through `wasmMemory()` of
+// annal/testing, and the JS heap through Chromium's performance.memory.
 
-import initWasm from "/annal/wasm/annal.js";
 import { initAnnal } from "/annal/dist/index.js";
+import { wasmMemory as annalMemory } from "/annal/dist/testing/index.js";
 
 let memory = null;
 
 /** Finds the wasm memory; resolves with how it was found, or why not. */
 export async function attach() {
   await initAnnal();
-  const exports = await initWasm().catch(() => null);
-  if (exports?.memory instanceof WebAssembly.Memory) {
-    memory = exports.memory;
-    return { wasm: "the wasm-bindgen glue's init() result (wasm/annal.js), exports.memory" };
-  }
-  return { wasm: null, why: "the wasm-bindgen glue did not return the instance exports" };
+  memory = annalMemory() ?? null;
+  return memory ? { wasm: "wasmMemory() of annal/testing" } : { wasm: null, why: "wasmMemory() returned nothing after initAnnal()" };
 }
 
 /** Bytes of wasm linear memory now, or null when unreachable. */

@@ -1,6 +1,7 @@
 import initWasm from "../wasm/annal.js";
 
 let ready: Promise<unknown> | undefined;
+let memory: WebAssembly.Memory | undefined;
 
 /**
  * Loads the WebAssembly module once per context. Called by every entry
@@ -9,10 +10,23 @@ let ready: Promise<unknown> | undefined;
  */
 export function initAnnal(moduleOrPath?: RequestInfo | URL | Response | BufferSource | WebAssembly.Module): Promise<void> {
   if (!ready) {
-    ready = moduleOrPath === undefined ? initWasm() : initWasm({ module_or_path: moduleOrPath });
+    const loading = moduleOrPath === undefined ? initWasm() : initWasm({ module_or_path: moduleOrPath });
+    ready = loading.then((exports) => {
+      memory = exports.memory;
+    });
     ready.catch(() => {
       ready = undefined;
     });
   }
   return ready.then(() => undefined);
+}
+
+/**
+ * The WebAssembly memory of this context's annal instance, once loaded:
+ * for benchmarks and leak tests (its `buffer.byteLength` is the heap's
+ * high-water mark, since wasm memory never shrinks). Exported by
+ * `annal/testing`.
+ */
+export function wasmMemory(): WebAssembly.Memory | undefined {
+  return memory;
 }

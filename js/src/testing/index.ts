@@ -4,6 +4,7 @@
  */
 export { tamper, expectation } from "./tamper.js";
 export { FakeClock } from "./clock.js";
+export { wasmMemory } from "../init.js";
 export { FaultyFetch } from "./faulty_fetch.js";
 export type { FaultKind, FaultMatch, FaultOptions, FaultyFetchEntry, FetchLike } from "./faulty_fetch.js";
 export type { Mutation, Expectation, ExpectationOptions, TamperOptions } from "./tamper.js";
