@@ -70,9 +70,12 @@ node_modules/.package-lock.json: package.json package-lock.json
 # never committed) copied into js/wasm, the TypeScript compiled into
 # js/dist, and the packed tarball; then annal-verify and annal-server,
 # which the package tests run. (wasm-pack runs the Rust browser tests.)
+# `make build WASM_BINDGEN_FLAGS=` keeps the wasm name section, so CPU
+# profiles (node bench/run.mjs --cpu-profile DIR) name the Rust functions.
+WASM_BINDGEN_FLAGS ?= --remove-name-section --remove-producers-section
 build: setup
 	cargo build -q --lib --target wasm32-unknown-unknown --profile wasm-release
-	wasm-bindgen --target web --remove-name-section --remove-producers-section --out-dir pkg --out-name annal target/wasm32-unknown-unknown/wasm-release/annal.wasm
+	wasm-bindgen --target web $(WASM_BINDGEN_FLAGS) --out-dir pkg --out-name annal target/wasm32-unknown-unknown/wasm-release/annal.wasm
 	rm -rf js/wasm && mkdir -p js/wasm
 	cp -r pkg/annal.js pkg/annal.d.ts pkg/annal_bg.wasm pkg/annal_bg.wasm.d.ts pkg/snippets js/wasm/
 	rm -rf js/dist && npx tsc -p js/tsconfig.json

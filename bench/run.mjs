@@ -26,6 +26,9 @@
 //                        with --user-data-dir: IndexedDB belongs to an origin, so a
 //                        reused profile is checked on the same one every time)
 //   --trial              mark the figures as a trial run (a busy machine)
+//   --cpu-profile DIR    write a CPU profile of every annal call into DIR and print
+//                        where its time went (bench/lib/profile.mjs); profiling slows
+//                        the page, so these figures are not for the table
 //
 // The profile's data is safe: before creating anything, the bench looks up
 // every database name it will use (all `bench-…`, annal's `annal:bench-…`)
@@ -45,6 +48,7 @@ import { parseOptions } from "./lib/options.mjs";
 import { PACKAGE_DIR, ROOT } from "./lib/paths.mjs";
 import { writeReport, writeResults } from "./lib/report.mjs";
 import { call, eventsArg, startSession } from "./lib/session.mjs";
+import { profiledCall } from "./lib/profile.mjs";
 import { summarize } from "./lib/summary.mjs";
 import { WORKLOADS } from "./lib/workloads/index.mjs";
 
@@ -89,6 +93,7 @@ export async function main(argv = [], { log = (line) => console.error(line) } = 
       call: (path, ...args) => call(session.main.page, path, ...args),
       ev: eventsArg,
     };
+    if (options.cpuProfile) ctx.call = await profiledCall(session.main.page, options.cpuProfile, ctx.call, log);
     fixtures = ctx.fixtures = new Fixtures(ctx);
     for (const w of workloads) {
       log(`${w.title}`);

@@ -48,11 +48,12 @@ const SIZES = {
 };
 
 const USAGE = `usage: node bench/run.mjs [--smoke | --quick] [--runs N] [--big] [--no-postgres]
-       [--only w1,w2] [--out DIR] [--user-data-dir DIR] [--port N] [--trial]`;
+       [--only w1,w2] [--out DIR] [--user-data-dir DIR] [--port N] [--trial]
+       [--cpu-profile DIR]`;
 
 /** Parses `argv` into the options of a run; throws with the usage on a bad flag. */
 export function parseOptions(argv) {
-  const o = { mode: "full", runs: undefined, big: false, postgres: true, only: null, out: null, userDataDir: null, port: undefined, trial: false };
+  const o = { mode: "full", runs: undefined, big: false, postgres: true, only: null, out: null, userDataDir: null, port: undefined, trial: false, cpuProfile: null };
   for (let i = 0; i < argv.length; i++) {
     const flag = argv[i];
     const value = () => {
@@ -70,6 +71,7 @@ export function parseOptions(argv) {
     else if (flag === "--user-data-dir") o.userDataDir = resolve(value());
     else if (flag === "--port") o.port = Number(value());
     else if (flag === "--trial") o.trial = true;
+    else if (flag === "--cpu-profile") o.cpuProfile = resolve(value());
     else throw new Error(`unknown flag ${flag}\n${USAGE}`);
   }
   if (o.port !== undefined && !(Number.isInteger(o.port) && o.port >= 0 && o.port < 65536)) throw new Error(`--port must be a port number\n${USAGE}`);
@@ -85,7 +87,7 @@ export function parseOptions(argv) {
   o.sizes = { ...SIZES[smoke ? "smoke" : "full"] };
   if (o.mode === "quick") Object.assign(o.sizes, { store: 20_000, pull: 20_000, drain: 5000, batchTotal: 5000 });
   // Only a full run of every workload replaces the committed figures.
-  const partial = o.mode !== "full" || o.only !== null;
+  const partial = o.mode !== "full" || o.only !== null || o.cpuProfile !== null;
   o.out ??= partial ? resolve(ROOT, "target/bench") : null;
   o.resultsFile = o.out ? resolve(o.out, "results.json") : resolve(ROOT, "bench/results.json");
   o.reportFile = o.out ? resolve(o.out, "BENCHMARKS.md") : resolve(ROOT, "BENCHMARKS.md");
