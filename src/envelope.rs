@@ -5,7 +5,7 @@
 
 use crate::error::{Error, Result};
 use crate::payload::MAX_SAFE_INTEGER;
-use crate::{hex, ids, jcs, strict_json, timestamp, uuid7};
+use crate::{hex, ids, jcs, timestamp, uuid7};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use sha2::{Digest, Sha256};
@@ -46,15 +46,47 @@ pub struct Envelope {
     /// The aggregate version this event creates, from 1.
     pub aggregate_version: u64,
     /// The event that caused this one. Omitted when absent.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        deserialize_with = "present_causation_id"
+    )]
     pub causation_id: Option<String>,
     /// The conversation this event belongs to. Omitted when absent.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        deserialize_with = "present_correlation_id"
+    )]
     pub correlation_id: Option<String>,
     /// `hash` of this device's previous event, or [`GENESIS_HASH`].
     pub prev_hash: String,
     /// Lowercase hex SHA-256 of JCS(envelope without `hash`).
     pub hash: String,
+}
+
+fn present<'de, D: serde::Deserializer<'de>>(
+    field: &str,
+    deserializer: D,
+) -> std::result::Result<Option<String>, D::Error> {
+    match Option::<String>::deserialize(deserializer)? {
+        Some(id) => Ok(Some(id)),
+        None => Err(serde::de::Error::custom(format!(
+            "{field} is null; absent optional fields must be omitted"
+        ))),
+    }
+}
+
+fn present_causation_id<'de, D: serde::Deserializer<'de>>(
+    deserializer: D,
+) -> std::result::Result<Option<String>, D::Error> {
+    present("causation_id", deserializer)
+}
+
+fn present_correlation_id<'de, D: serde::Deserializer<'de>>(
+    deserializer: D,
+) -> std::result::Result<Option<String>, D::Error> {
+    present("correlation_id", deserializer)
 }
 
 impl Envelope {
@@ -71,12 +103,72 @@ impl Envelope {
 
     /// The bytes the hash is computed over: JCS of the envelope without `hash`.
     pub fn canonical_without_hash(&self) -> String {
-        jcs::to_string(&self.to_value(true))
+        let mut out = String::with_capacity(640);
+        self.write_canonical(&mut out, false);
+        out
     }
 
     /// The canonical text of the whole envelope, `hash` included.
     pub fn canonical(&self) -> String {
-        jcs::to_string(&self.to_value(false))
+        let mut out = String::with_capacity(720);
+        self.write_canonical(&mut out, true);
+        out
+    }
+
+    /// Appends the JCS text of the envelope, written straight from the
+    /// fields: the members in RFC 8785 order (all names are ASCII, so byte
+    /// order), absent optionals omitted. Equal to `jcs::to_string` of
+    /// [`Envelope::to_value`], which a test checks, without building a tree.
+    pub fn write_canonical(&self, out: &mut String, with_hash: bool) {
+        fn text(out: &mut String, first: bool, key: &str, value: &str) {
+            out.push_str(if first { "{\"" } else { ",\"" });
+            out.push_str(key);
+            out.push_str("\":");
+            jcs::write_string(out, value);
+        }
+        fn number(out: &mut String, key: &str, value: u64) {
+            out.push_str(",\"");
+            out.push_str(key);
+            out.push_str("\":");
+            let mut digits = [0u8; 20];
+            let mut at = digits.len();
+            let mut n = value;
+            loop {
+                at -= 1;
+                digits[at] = b'0' + (n % 10) as u8;
+                n /= 10;
+                if n == 0 {
+                    break;
+                }
+            }
+            for &d in &digits[at..] {
+                out.push(d as char);
+            }
+        }
+        text(out, true, "aggregate_id", &self.aggregate_id);
+        text(out, false, "aggregate_type", &self.aggregate_type);
+        number(out, "aggregate_version", self.aggregate_version);
+        if let Some(id) = &self.causation_id {
+            text(out, false, "causation_id", id);
+        }
+        if let Some(id) = &self.correlation_id {
+            text(out, false, "correlation_id", id);
+        }
+        text(out, false, "created_at", &self.created_at);
+        text(out, false, "device_id", &self.device_id);
+        number(out, "device_seq", self.device_seq);
+        text(out, false, "event_id", &self.event_id);
+        text(out, false, "event_type", &self.event_type);
+        text(out, false, "format", &self.format);
+        if with_hash {
+            text(out, false, "hash", &self.hash);
+        }
+        text(out, false, "payload_digest", &self.payload_digest);
+        text(out, false, "prev_hash", &self.prev_hash);
+        number(out, "schema_version", self.schema_version);
+        text(out, false, "tenant_id", &self.tenant_id);
+        text(out, false, "user_id", &self.user_id);
+        out.push('}');
     }
 
     /// Recomputes the hash from the other fields.
@@ -91,9 +183,22 @@ impl Envelope {
 
     /// Parses an envelope from JSON text, strictly: unknown or duplicate
     /// fields, `null` optionals and out-of-range values are errors.
+    ///
+    /// The text is read straight into the fields: the derived reader already
+    /// refuses unknown and repeated members, lone surrogate escapes and
+    /// non-integers, and the optionals refuse `null`, so this is as strict as
+    /// [`crate::strict_json::parse`] followed by [`Envelope::from_value`].
     pub fn parse(text: &str) -> std::result::Result<Envelope, String> {
-        let value = strict_json::parse(text)?;
-        Envelope::from_value(&value)
+        let envelope = Envelope::parse_fields(text)?;
+        envelope.check_shape().map_err(|e| e.message)?;
+        Ok(envelope)
+    }
+
+    /// [`Envelope::parse`] without [`Envelope::check_shape`]: for a reader
+    /// that picks records by their fields first and checks the shape and
+    /// hash of the ones it keeps.
+    pub fn parse_fields(text: &str) -> std::result::Result<Envelope, String> {
+        serde_json::from_str(text).map_err(|e| e.to_string())
     }
 
     /// Reads an envelope from a JSON object, strictly (see [`Envelope::parse`]).
@@ -106,8 +211,7 @@ impl Envelope {
                 "{k} is null; absent optional fields must be omitted"
             ));
         }
-        let envelope: Envelope =
-            serde_json::from_value(value.clone()).map_err(|e| e.to_string())?;
+        let envelope = Envelope::deserialize(value).map_err(|e| e.to_string())?;
         envelope.check_shape().map_err(|e| e.message)?;
         Ok(envelope)
     }
@@ -242,5 +346,73 @@ mod tests {
         assert!(with("hash", "ABC".into()).is_err());
         assert!(with("event_id", "018bcfe5-6800-4000-8000-000000000001".into()).is_err());
         assert!(Envelope::parse(&text.replacen("{", "{\"format\":\"annal/1\",", 1)).is_err());
+    }
+
+    /// Every rule of the tree path (strict_json, then from_value) holds when
+    /// the text is read straight into the fields.
+    #[test]
+    fn parsing_text_is_as_strict_as_the_tree() {
+        let v = &vectors()[0]["envelope"];
+        let text = crate::jcs::to_string(v);
+        let insert = |member: &str| text.replacen('{', &format!("{{{member},"), 1);
+        let cases = [
+            insert("\"causation_id\":null"),
+            insert("\"correlation_id\":null"),
+            insert("\"extra\":1"),
+            insert("\"device_seq\":1"),
+            insert("\"hash\":\"00\""),
+            text.replace("\"device_seq\":", "\"device_seq\":1.5,\"x\":"),
+            text.replace("\"schema_version\":1", "\"schema_version\":1.0"),
+            text.replace("\"schema_version\":1", "\"schema_version\":-1"),
+            text.replace("\"schema_version\":1", "\"schema_version\":1e0"),
+            text.replace("\"user_id\":\"", "\"user_id\":\"\\ud800"),
+            text.replace(
+                "\"schema_version\":1",
+                "\"schema_version\":9007199254740992",
+            ),
+            format!("{text} x"),
+            format!("[{text}]"),
+        ];
+        for case in &cases {
+            let tree =
+                crate::strict_json::parse(case).and_then(|value| Envelope::from_value(&value));
+            assert!(tree.is_err(), "the tree path accepts {case}");
+            assert!(Envelope::parse(case).is_err(), "parse accepts {case}");
+        }
+        assert!(Envelope::parse(&insert("\"causation_id\":null"))
+            .unwrap_err()
+            .contains("must be omitted"));
+        assert_eq!(
+            Envelope::parse(&text).unwrap(),
+            Envelope::from_value(v).unwrap()
+        );
+    }
+
+    /// The direct writer gives the bytes of JCS over the JSON tree, for the
+    /// golden vectors and for fields that need escaping or are absent.
+    #[test]
+    fn the_direct_writer_matches_jcs_of_the_tree() {
+        let mut envelopes: Vec<Envelope> = vectors()
+            .iter()
+            .map(|v| Envelope::from_value(&v["envelope"]).unwrap())
+            .collect();
+        let mut odd = envelopes[0].clone();
+        odd.aggregate_id = "q\"b\\\u{1}\u{1f}\u{7f}\u{2028}é\u{1f600}".into();
+        odd.event_type = String::new();
+        odd.causation_id = Some("c\n".into());
+        odd.correlation_id = None;
+        odd.device_seq = u64::MAX;
+        odd.schema_version = 0;
+        envelopes.push(odd.clone());
+        odd.causation_id = None;
+        odd.correlation_id = Some("\u{fb01}".into());
+        envelopes.push(odd);
+        for e in &envelopes {
+            assert_eq!(e.canonical(), jcs::to_string(&e.to_value(false)));
+            assert_eq!(
+                e.canonical_without_hash(),
+                jcs::to_string(&e.to_value(true))
+            );
+        }
     }
 }

@@ -43,15 +43,14 @@ async fn commit_once(store: &IdbStore, units: &[Unit]) -> Result<Vec<Result<Vec<
     let at_rest = store.at_rest()?;
     let cache = store.write_cache.borrow_mut().take();
     let txn = Txn::begin(store.db()?, &ALL_STORES, true, store.durability)?;
-    let (sealed, learned) =
-        match read_seal_write(store, &at_rest, &txn, units, cache.as_ref()).await {
-            Ok(done) => done,
-            Err(e) => {
-                // Never let a half-issued set of writes auto-commit.
-                txn.abort();
-                return Err(e);
-            }
-        };
+    let (sealed, learned) = match read_seal_write(store, &at_rest, &txn, units, cache).await {
+        Ok(done) => done,
+        Err(e) => {
+            // Never let a half-issued set of writes auto-commit.
+            txn.abort();
+            return Err(e);
+        }
+    };
     txn.commit_now().await?;
     *store.write_cache.borrow_mut() = Some(learned);
 
@@ -71,8 +70,10 @@ async fn read_seal_write(
     at_rest: &AtRest,
     txn: &Txn,
     units: &[Unit],
-    cache: Option<&WriteCache>,
+    owned_cache: Option<WriteCache>,
 ) -> Result<(Sealed, WriteCache)> {
+    // Owned, so the commit extends it rather than copying it.
+    let cache = owned_cache.as_ref();
     let meta = txn.store(META)?;
     let pages = txn.store(PAGES)?;
     let aggregates = txn.store(AGGREGATES)?;
@@ -181,12 +182,8 @@ async fn read_seal_write(
     } else {
         Some(sealed.head.clone())
     };
-    let learned = WriteCache::after_commit(
-        cache.cloned(),
-        head,
-        read,
-        (written_aggregates, written_keys),
-    );
+    let learned =
+        WriteCache::after_commit(owned_cache, head, read, (written_aggregates, written_keys));
     Ok((sealed, learned))
 }
 

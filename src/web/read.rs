@@ -17,8 +17,13 @@ use std::rc::Rc;
 use wasm_bindgen::{JsCast, JsValue};
 use web_sys::{IdbCursorDirection, IdbCursorWithValue, IdbKeyRange, IdbObjectStore};
 
-/// Pages fetched per read transaction.
+/// Pages fetched per read transaction, at most.
 const PAGES_PER_READ: u32 = 64;
+/// Pages fetched by the first read of a query that may stop early (a limit,
+/// or an index query). Each further read doubles, up to [`PAGES_PER_READ`]:
+/// `events({ eventType, limit: 50 })` then reads the few pages it needs,
+/// not 64 pages of 60 KiB.
+const FIRST_PAGES_PER_READ: u32 = 4;
 
 fn key(n: u64) -> JsValue {
     JsValue::from(n as f64)
@@ -46,6 +51,8 @@ pub(crate) struct EventCursor {
     plan: Option<Plan>,
     emitted: usize,
     done: bool,
+    /// Pages the next read fetches.
+    per_read: u32,
 }
 
 impl EventCursor {
@@ -56,6 +63,7 @@ impl EventCursor {
             plan: None,
             emitted: 0,
             done: false,
+            per_read: PAGES_PER_READ,
         }
     }
 
@@ -71,22 +79,23 @@ impl EventCursor {
                 return Ok(None);
             }
             if self.plan.is_none() {
-                self.plan = Some(self.plan_query().await?);
+                let plan = self.plan_query().await?;
+                if self.filter.limit.is_some() || matches!(plan, Plan::Keys { .. }) {
+                    self.per_read = FIRST_PAGES_PER_READ;
+                }
+                self.plan = Some(plan);
             }
             let pages = self.read_pages().await?;
             let mut out = Vec::new();
             for (first, bytes) in pages {
                 let at_rest = self.store.at_rest_for(Some(&bytes)).await?;
-                let mut records = at_rest.read_checked(first, &bytes)?;
-                if self.filter.reverse {
+                let filter = &self.filter;
+                let mut records =
+                    at_rest.read_checked_where(first, &bytes, |e| filter.matches(e))?;
+                if filter.reverse {
                     records.reverse();
                 }
-                out.extend(
-                    records
-                        .into_iter()
-                        .filter(|r| self.filter.matches(&r.envelope))
-                        .take(left - out.len()),
-                );
+                out.extend(records.into_iter().take(left - out.len()));
                 if out.len() == left {
                     break;
                 }
@@ -115,27 +124,6 @@ impl EventCursor {
                 .map_err(super::idb::errors::from_dom)
         };
         let f = &self.filter;
-        let txn = Txn::begin(
-            self.store.db()?,
-            &[META, PAGES],
-            false,
-            self.store.durability,
-        )?;
-        let pages = txn.store(PAGES)?;
-        let head = request(txn.store(META)?.get(&JsValue::from_str(META_HEAD_KEY))).await?;
-        let head_seq = layout::head_from_js(&head)?.map_or(0, |h| h.device_seq);
-        let hi = f.to_seq.map_or(head_seq, |t| t.min(head_seq));
-        let lo = match f.from_seq {
-            Some(from) => page_containing(&pages, from).await?.unwrap_or(from),
-            None => 0,
-        };
-        if hi == 0 || lo > hi {
-            self.done = true;
-            return Ok(Plan::Keys {
-                keys: Vec::new(),
-                next: 0,
-            });
-        }
         let indexed: Option<(&str, JsValue)> = if let Some(id) = &f.aggregate_id {
             Some((BY_AGGREGATE_ID, only(field::AGGREGATE_ID, id)?))
         } else if let Some(t) = &f.event_type {
@@ -162,12 +150,44 @@ impl EventCursor {
         } else {
             None
         };
-        let mut keys: Vec<u64> = match indexed {
+        let f = &self.filter;
+        let txn = Txn::begin(
+            self.store.db()?,
+            &[META, PAGES],
+            false,
+            self.store.durability,
+        )?;
+        let pages = txn.store(PAGES)?;
+        // The head and the index keys are read at once: one round trip.
+        let head = pending(txn.store(META)?.get(&JsValue::from_str(META_HEAD_KEY)))?;
+        let index_keys = match &indexed {
+            Some((index, query)) => Some(pending(
+                pages
+                    .index(index)
+                    .map_err(super::idb::errors::from_dom)?
+                    .get_all_keys_with_key(query),
+            )?),
+            None => None,
+        };
+        let head = head.result().await?;
+        let head_seq = layout::head_from_js(&head)?.map_or(0, |h| h.device_seq);
+        let hi = f.to_seq.map_or(head_seq, |t| t.min(head_seq));
+        let lo = match f.from_seq {
+            Some(from) => page_containing(&pages, from).await?.unwrap_or(from),
+            None => 0,
+        };
+        if hi == 0 || lo > hi {
+            self.done = true;
+            return Ok(Plan::Keys {
+                keys: Vec::new(),
+                next: 0,
+            });
+        }
+        let mut keys: Vec<u64> = match index_keys {
             None if !f.reverse => return Ok(Plan::Range { lo, hi }),
             None => keys_of(request(pages.get_all_keys_with_key(&range(lo, hi)?)).await?),
-            Some((index, query)) => {
-                let index = pages.index(index).map_err(super::idb::errors::from_dom)?;
-                let mut keys = keys_of(request(index.get_all_keys_with_key(&query)).await?);
+            Some(read) => {
+                let mut keys = keys_of(read.result().await?);
                 keys.retain(|k| (lo..=hi).contains(k));
                 keys.sort_unstable();
                 keys.dedup();
@@ -183,23 +203,27 @@ impl EventCursor {
     async fn read_pages(&mut self) -> Result<Vec<(u64, Vec<u8>)>> {
         let txn = Txn::begin(self.store.db()?, &[PAGES], false, self.store.durability)?;
         let pages = txn.store(PAGES)?;
+        let per_read = self.per_read;
+        self.per_read = (per_read * 2).min(PAGES_PER_READ);
         let mut out = Vec::new();
         match self.plan.as_mut() {
             Some(Plan::Range { lo, hi }) => {
                 let values =
-                    request(pages.get_all_with_key_and_limit(&range(*lo, *hi)?, PAGES_PER_READ))
-                        .await?;
+                    request(pages.get_all_with_key_and_limit(&range(*lo, *hi)?, per_read)).await?;
                 let values: Array = values.unchecked_into();
                 for v in values.iter() {
                     out.push(layout::page_key_and_records(&v)?);
                 }
                 match out.last() {
-                    Some((first, _)) if out.len() == PAGES_PER_READ as usize => *lo = first + 1,
+                    // A full read may have more after it, unless it reached `hi`.
+                    Some((first, _)) if out.len() == per_read as usize && *first < *hi => {
+                        *lo = first + 1
+                    }
                     _ => self.done = true,
                 }
             }
             Some(Plan::Keys { keys, next }) => {
-                let end = (*next + PAGES_PER_READ as usize).min(keys.len());
+                let end = (*next + per_read as usize).min(keys.len());
                 let reads = keys[*next..end]
                     .iter()
                     .map(|k| pending(pages.get(&key(*k))))
@@ -263,9 +287,9 @@ impl IdbStore {
             layout::page_key_and_records(&cursor.value().map_err(super::idb::errors::from_dom)?)?;
         let at_rest = self.at_rest_for(Some(&bytes)).await?;
         at_rest
-            .read_checked(first, &bytes)?
+            .read_checked_where(first, &bytes, |e| e.device_seq == device_seq)?
             .into_iter()
-            .find(|r| r.envelope.device_seq == device_seq)
+            .next()
             .ok_or_else(missing)
     }
 
@@ -288,10 +312,7 @@ impl IdbStore {
             let (first, bytes) = layout::page_key_and_records(&page)?;
             let at_rest = self.at_rest_for(Some(&bytes)).await?;
             events.extend(
-                at_rest
-                    .read_checked(first, &bytes)?
-                    .into_iter()
-                    .filter(|r| r.envelope.aggregate_id == aggregate_id),
+                at_rest.read_checked_where(first, &bytes, |e| e.aggregate_id == aggregate_id)?,
             );
         }
         Ok((version, events))

@@ -7,7 +7,7 @@
 
 use super::idb::errors::from_dom;
 use super::idb::layout::{self, AGGREGATES, META, META_HEAD_KEY, PAGES};
-use super::idb::txn::{pending, request, Txn};
+use super::idb::txn::{pending, Pending, Txn};
 use super::store::IdbStore;
 use crate::chain::{BreakReason, ChainVerifier, VerifyReport};
 use crate::error::Result;
@@ -33,66 +33,71 @@ impl IdbStore {
     /// Reads every page in key order, handing each batch to `visit`, and
     /// returns the head and aggregate index as of the last batch. `visit`
     /// returns false to stop early (then no tail is read).
+    ///
+    /// The next batch is requested before the current one is handed to
+    /// `visit`, so IndexedDB reads it while the CPU checks this one.
     async fn scan(&self, mut visit: impl FnMut(&[Page]) -> bool) -> Result<Option<Tail>> {
-        let mut lo = 0.0;
-        loop {
-            let txn = Txn::begin(
-                self.db()?,
-                &[META, AGGREGATES, PAGES],
-                false,
-                self.durability,
-            )?;
-            let range = IdbKeyRange::lower_bound(&JsValue::from(lo)).map_err(from_dom)?;
-            let values: Array = request(
-                txn.store(PAGES)?
-                    .get_all_with_key_and_limit(&range, PAGES_PER_SCAN),
-            )
-            .await?
-            .unchecked_into();
-            let last_batch = values.length() < PAGES_PER_SCAN;
-            // Issue the tail reads before any parsing, while the
-            // transaction is certainly still active.
-            let tail_reads = if last_batch {
-                let aggregates = txn.store(AGGREGATES)?;
-                Some((
-                    pending(txn.store(META)?.get(&JsValue::from_str(META_HEAD_KEY)))?,
-                    pending(aggregates.get_all_keys())?,
-                    pending(aggregates.get_all())?,
-                ))
-            } else {
-                None
-            };
-            let pages = values
+        let pages_of = |values: &Array| {
+            values
                 .iter()
                 .map(|v| layout::page_from_js(&v))
-                .collect::<Result<Vec<Page>>>()?;
-            if let Some(last) = pages.last() {
-                lo = last.meta.first_device_seq as f64 + 1.0;
-            }
-            let keep_going = visit(&pages);
-            if let Some((head, keys, values)) = tail_reads {
-                let head_value = head.result().await?;
-                let head_mac = layout::head_mac_from_js(&head_value);
-                let head = layout::head_from_js(&head_value)?.unwrap_or_default();
-                let keys: Array = keys.result().await?.unchecked_into();
-                let values: Array = values.result().await?.unchecked_into();
-                let mut aggregates = HashMap::new();
-                for (k, v) in keys.iter().zip(values.iter()) {
-                    if let (Some(id), Some(state)) = (k.as_string(), layout::aggregate_from_js(&v)?)
-                    {
-                        aggregates.insert(id, state);
-                    }
+                .collect::<Result<Vec<Page>>>()
+        };
+        let mut batch = self.scan_batch(0.0)?;
+        loop {
+            let (txn, values) = batch;
+            let values: Array = values.result().await?.unchecked_into();
+            if values.length() == PAGES_PER_SCAN {
+                // Request the next batch before parsing this one, while the
+                // transaction is certainly still active.
+                let last = layout::page_first_device_seq(&values.get(PAGES_PER_SCAN - 1))?;
+                batch = self.scan_batch(last as f64 + 1.0)?;
+                if !visit(&pages_of(&values)?) {
+                    // The batch already requested is read and dropped.
+                    return Ok(None);
                 }
-                return Ok(keep_going.then_some(Tail {
-                    head,
-                    head_mac,
-                    aggregates,
-                }));
+                continue;
             }
-            if !keep_going {
-                return Ok(None);
+            // The last batch: its transaction also reads the head and the
+            // aggregate index, issued before any parsing.
+            let aggregates = txn.store(AGGREGATES)?;
+            let head = pending(txn.store(META)?.get(&JsValue::from_str(META_HEAD_KEY)))?;
+            let keys = pending(aggregates.get_all_keys())?;
+            let states = pending(aggregates.get_all())?;
+            let keep_going = visit(&pages_of(&values)?);
+            let head_value = head.result().await?;
+            let head_mac = layout::head_mac_from_js(&head_value);
+            let head = layout::head_from_js(&head_value)?.unwrap_or_default();
+            let keys: Array = keys.result().await?.unchecked_into();
+            let states: Array = states.result().await?.unchecked_into();
+            let mut aggregates = HashMap::new();
+            for (k, v) in keys.iter().zip(states.iter()) {
+                if let (Some(id), Some(state)) = (k.as_string(), layout::aggregate_from_js(&v)?) {
+                    aggregates.insert(id, state);
+                }
             }
+            return Ok(keep_going.then_some(Tail {
+                head,
+                head_mac,
+                aggregates,
+            }));
         }
+    }
+
+    /// Starts a read transaction and requests the pages from key `lo` on.
+    fn scan_batch(&self, lo: f64) -> Result<(Txn, Pending)> {
+        let txn = Txn::begin(
+            self.db()?,
+            &[META, AGGREGATES, PAGES],
+            false,
+            self.durability,
+        )?;
+        let range = IdbKeyRange::lower_bound(&JsValue::from(lo)).map_err(from_dom)?;
+        let values = pending(
+            txn.store(PAGES)?
+                .get_all_with_key_and_limit(&range, PAGES_PER_SCAN),
+        )?;
+        Ok((txn, values))
     }
 
     /// Recomputes every hash and link and checks the head and indexes.

@@ -216,6 +216,72 @@ async fn filters_select_limit_and_reverse() {
     );
 }
 
+/// Limited and index queries read a few pages first and more each time;
+/// a read that ends exactly at the range's end stops there. `verify()`
+/// requests the next batch of pages early, also when the log ends exactly
+/// at a full batch (64 pages).
+#[wasm_bindgen_test]
+async fn limited_reads_grow_and_stop_at_the_range_end() {
+    let store = fresh("log-limited").await;
+    // Sequential appends: one page per event.
+    for seq in 1..=64u64 {
+        let e = event(&format!("a{}", seq % 3), &format!(r#"{{"seq":{seq}}}"#));
+        put(
+            &e,
+            "eventType",
+            if seq % 2 == 1 { "odd" } else { "even" }.into(),
+        );
+        store.append(e).await.unwrap();
+    }
+    let seqs = |filter: &str| {
+        let f = js(filter);
+        let store = &store;
+        async move {
+            items(&store.events(f).await.unwrap())
+                .iter()
+                .map(|e| num(e, "deviceSeq") as u64)
+                .collect::<Vec<u64>>()
+        }
+    };
+    assert_eq!(seqs(r#"{"toSeq":4,"limit":10}"#).await, [1, 2, 3, 4]);
+    assert_eq!(
+        seqs(r#"{"fromSeq":3,"toSeq":8,"limit":100}"#).await,
+        [3, 4, 5, 6, 7, 8]
+    );
+    assert_eq!(
+        seqs(r#"{"limit":11}"#).await,
+        (1..=11).collect::<Vec<u64>>()
+    );
+    assert_eq!(
+        seqs(r#"{"toSeq":12,"limit":12}"#).await,
+        (1..=12).collect::<Vec<u64>>()
+    );
+    assert_eq!(
+        seqs(r#"{"eventType":"odd","limit":5}"#).await,
+        [1, 3, 5, 7, 9]
+    );
+    assert_eq!(
+        seqs(r#"{"eventType":"even","fromSeq":10,"toSeq":40,"limit":20}"#).await,
+        (10..=40).step_by(2).collect::<Vec<u64>>()
+    );
+    assert_eq!(seqs(r#"{"eventType":"even"}"#).await.len(), 32);
+    assert_eq!(
+        seqs(r#"{"aggregateId":"a1","reverse":true,"limit":3}"#).await,
+        [64, 61, 58]
+    );
+    let report = store.verify(JsValue::UNDEFINED).await.unwrap();
+    assert_eq!(
+        (get(&report, "ok"), num(&report, "checked")),
+        (JsValue::TRUE, 64.0)
+    );
+    store.append(event("a0", "{}")).await.unwrap();
+    let report = store.verify(JsValue::UNDEFINED).await.unwrap();
+    assert_eq!(
+        (get(&report, "ok"), num(&report, "checked")),
+        (JsValue::TRUE, 65.0)
+    );
+}
+
 #[wasm_bindgen_test]
 async fn iterate_reads_a_large_log_in_pages() {
     let store = fresh("log-iterate").await;

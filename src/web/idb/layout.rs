@@ -230,6 +230,11 @@ pub(crate) fn page_records_from_js(v: &JsValue) -> Result<Vec<u8>> {
 }
 
 /// A whole `pages` record.
+/// A stored page's key, `first_device_seq`, without reading the rest.
+pub(crate) fn page_first_device_seq(v: &JsValue) -> Result<u64> {
+    get_u64(v, "page", "first_device_seq")
+}
+
 pub(crate) fn page_from_js(v: &JsValue) -> Result<Page> {
     let buckets = get(v, "time_buckets").ok_or_else(|| corrupt("page", "time_buckets"))?;
     let buckets: &Array = buckets
