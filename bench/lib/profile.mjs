@@ -1,4 +1,4 @@
-// --cpu-profile DIR: a V8 CPU profile of every annal call the workloads
+// --cpu-profile DIR: a V8 CPU profile of every annal and sync call the workloads
 // make, through the DevTools protocol, written as DIR/NN-<call>.cpuprofile
 // (open it in Chromium's DevTools, Performance panel), with the functions
 // that took the most self time printed as the run goes. A wasm build that
@@ -8,7 +8,10 @@
 import { mkdir, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 
-/** Wraps `call(path, ...args)` so that annal.* calls are profiled into `dir`. */
+/** The calls profiled: annal's own work (the baselines are not). */
+const PROFILED = ["annal.", "sync."];
+
+/** Wraps `call(path, ...args)` so that the PROFILED calls are profiled into `dir`. */
 export async function profiledCall(page, dir, call, log) {
   await mkdir(dir, { recursive: true });
   const cdp = await page.context().newCDPSession(page);
@@ -16,7 +19,7 @@ export async function profiledCall(page, dir, call, log) {
   await cdp.send("Profiler.setSamplingInterval", { interval: 200 });
   let n = 0;
   return async (path, ...args) => {
-    if (!path.startsWith("annal.")) return call(path, ...args);
+    if (!PROFILED.some((p) => path.startsWith(p))) return call(path, ...args);
     await cdp.send("Profiler.start");
     let result;
     try {

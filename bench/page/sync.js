@@ -12,18 +12,24 @@ import { now, throughput } from "./stats.js";
  * measured sync() calls talk to the server.
  */
 function configure(s, serverUrl, token) {
-  const http = { requests: 0, ms: 0 };
-  const timedFetch = async (request) => {
+  const http = { requests: 0, ms: 0, byMethod: {} };
+  const timedFetch = async (request, init) => {
+    const method = (request instanceof Request ? request.method : init?.method) ?? "GET";
+    const m = (http.byMethod[method] ??= { requests: 0, ms: 0, bytes: 0 });
     const t0 = now();
     try {
-      const res = await fetch(request);
+      const res = await fetch(request, init);
       // The body is read by annal after this returns; clone so the read is timed here.
       const body = await res.clone().arrayBuffer();
       http.bytes = (http.bytes ?? 0) + body.byteLength;
+      m.bytes += body.byteLength;
       return res;
     } finally {
+      const ms = now() - t0;
       http.requests++;
-      http.ms += now() - t0;
+      http.ms += ms;
+      m.requests++;
+      m.ms += ms;
     }
   };
   s.configureSync({ serverUrl, getToken: async () => token, auto: false, fetch: timedFetch });

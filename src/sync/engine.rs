@@ -15,6 +15,7 @@ use crate::ledger::{user_ledger, TENANT_LEDGER};
 use crate::protocol::{PullResponse, PushRequest, PushResponse, PROTOCOL_MAX, PROTOCOL_MIN};
 use crate::record::Record;
 use crate::state::Identity;
+use futures_util::future::{join, join3};
 use std::collections::{BTreeSet, HashMap};
 
 /// Sync progress kept with the store.
@@ -266,32 +267,51 @@ impl<S: SyncStore, T: Transport, K: TokenSource> Engine<'_, S, T, K> {
         Ok(())
     }
 
+    /// Pushes the outbox in device order. While the server works on a
+    /// batch, the receipts of the batch before it are stored and the next
+    /// events are read, so the client adds little to the server's time. A
+    /// crash in between loses nothing: those receipts are fetched again as
+    /// duplicates on the next pass.
     async fn push_all(
         &self,
         state: &mut SyncState,
         report: &mut SyncReport,
     ) -> std::result::Result<(), Failure> {
         let mut stalled = 0;
+        let mut pending = self.store.pending(state.acked, OUTBOX_READ).await?;
+        // An outcome not yet stored: it is stored during the next request.
+        let mut unsaved: Option<PushOutcome> = None;
         loop {
-            let pending = self.store.pending(state.acked, OUTBOX_READ).await?;
             if pending.is_empty() {
+                if let Some(outcome) = unsaved.take() {
+                    self.store.save_push(&outcome).await?;
+                }
                 return Ok(());
             }
             let batch = outbox::next_batch(&pending);
-            let ids: Vec<String> = pending[..batch.len()]
-                .iter()
-                .map(|r| r.envelope.event_id.clone())
-                .collect();
-            let first = pending[0].envelope.device_seq;
+            let sent = &pending[..batch.len()];
+            let ids: Vec<String> = sent.iter().map(|r| r.envelope.event_id.clone()).collect();
+            let first = sent[0].envelope.device_seq;
+            let last = sent[sent.len() - 1].envelope.device_seq;
             let body = serde_json::to_string(&PushRequest {
                 atomic: false,
                 events: batch,
             })
             .map_err(|e| Error::internal(e.to_string()))?;
-            let response = self
-                .request("POST", "/v1/events".into(), Some(body))
-                .await?;
-            let response: PushResponse = serde_json::from_str(&response.body)
+            let save = async {
+                match unsaved.take() {
+                    Some(outcome) => self.store.save_push(&outcome).await,
+                    None => Ok(()),
+                }
+            };
+            let (response, saved, next) = join3(
+                self.request("POST", "/v1/events".into(), Some(body)),
+                save,
+                self.store.pending(last, OUTBOX_READ),
+            )
+            .await;
+            saved?;
+            let response: PushResponse = serde_json::from_str(&response?.body)
                 .map_err(|_| bad_server("its push response is not the documented JSON"))?;
             let outcome = push::apply(state.acked, first, &ids, &response).map_err(|e| {
                 bad_server(&format!(
@@ -299,7 +319,6 @@ impl<S: SyncStore, T: Transport, K: TokenSource> Engine<'_, S, T, K> {
                     e.0
                 ))
             })?;
-            self.store.save_push(&outcome).await?;
             report.pushed += outcome.acked.saturating_sub(state.acked);
             report.rejected += outcome.rejected.len() as u64;
             report.conflicts += outcome.conflicts.len() as u64;
@@ -312,14 +331,37 @@ impl<S: SyncStore, T: Transport, K: TokenSource> Engine<'_, S, T, K> {
                 stalled + 1
             };
             state.acked = outcome.acked;
+            let whole_batch = outcome.acked == last;
+            unsaved = Some(outcome);
             if stalled >= 3 {
+                if let Some(outcome) = unsaved.take() {
+                    self.store.save_push(&outcome).await?;
+                }
                 return Err(Failure::Fatal(bad_server(
                     "it keeps answering `missing` without taking the events it asks for",
                 )));
             }
+            let next = if whole_batch {
+                next
+            } else {
+                self.store.pending(state.acked, OUTBOX_READ).await
+            };
+            pending = match next {
+                Ok(next) => next,
+                Err(e) => {
+                    if let Some(outcome) = unsaved.take() {
+                        self.store.save_push(&outcome).await?;
+                    }
+                    return Err(e.into());
+                }
+            };
         }
     }
 
+    /// Pulls the followed ledger from the checkpoint, page by page. The
+    /// next page is requested before this one is verified and stored, so
+    /// the server answers while the client checks; a page is still taken
+    /// only once every page before it verified.
     async fn pull_all(
         &self,
         state: &mut SyncState,
@@ -338,69 +380,113 @@ impl<S: SyncStore, T: Transport, K: TokenSource> Engine<'_, S, T, K> {
             &identity.device_id,
             state.remote.clone(),
         );
+        let mut page = self.pull_page(&ledger, checkpoint.seq).await?;
         loop {
-            let after = verifier.checkpoint().seq;
-            let response = self
-                .request(
-                    "GET",
-                    format!("/v1/events?after={after}&limit={PULL_LIMIT}"),
-                    None,
-                )
-                .await?;
-            let page: PullResponse = serde_json::from_str(&response.body)
-                .map_err(|_| bad_server("its pull response is not the documented JSON"))?;
-            if page.ledger != ledger {
-                return Err(Failure::Fatal(bad_server(&format!(
-                    "it served ledger {:?} where {ledger:?} was asked for",
-                    page.ledger
-                ))));
-            }
-            // This device's hashes for the entries that hold its events.
-            let own: BTreeSet<u64> = page
-                .items
-                .iter()
-                .filter_map(|i| i.event.as_ref())
-                .filter(|e| e.envelope["device_id"] == identity.device_id.as_str())
-                .filter_map(|e| e.envelope["device_seq"].as_u64())
-                .collect();
-            let own: Vec<u64> = own.into_iter().collect();
-            let local = if own.is_empty() {
-                HashMap::new()
-            } else {
-                self.store.local_hashes(&own).await?
-            };
-            let mut pulled = Vec::new();
-            for item in &page.items {
-                match verifier.feed(item, &|seq| local.get(&seq).cloned()) {
-                    Ok(Some(p)) => pulled.push(p),
-                    Ok(None) => {}
-                    Err(fork) => {
-                        return Err(Failure::Fatal(Error::new(
-                            ErrorCode::LedgerFork,
-                            format!(
-                                "the server's history no longer matches what this device verified (ledger {ledger}, entry {}): {}. \
-                                 Sync has stopped and every local event is kept; report this to the server's operator",
-                                fork.seq, fork.message
-                            ),
-                        )))
-                    }
+            let more = match (page.has_more, page.items.last()) {
+                (false, _) => None,
+                (true, Some(last)) => Some(last.entry.seq),
+                (true, None) => {
+                    return Err(Failure::Fatal(bad_server(
+                        "it answered a pull page with no items and has_more",
+                    )))
                 }
-            }
-            let checkpoint = verifier.checkpoint();
-            self.store
-                .save_pull(&pulled, &checkpoint, &verifier.remote)
-                .await?;
-            report.pulled += pulled.len() as u64;
-            report.verified += page.items.len() as u64;
-            state.checkpoint = Some(checkpoint.clone());
-            state.remote = verifier.remote.clone();
-            if let Some(progress) = self.progress {
-                progress(report.verified, checkpoint.seq, page.has_more);
-            }
-            if !page.has_more {
-                return Ok(());
+            };
+            let (next, taken) = join(
+                async {
+                    match more {
+                        Some(after) => Some(self.pull_page(&ledger, after).await),
+                        None => None,
+                    }
+                },
+                self.take_page(&page, &ledger, &mut verifier, state, report),
+            )
+            .await;
+            taken?;
+            match next {
+                Some(next) => page = next?,
+                None => return Ok(()),
             }
         }
+    }
+
+    /// One page of the followed ledger after entry `after`.
+    async fn pull_page(
+        &self,
+        ledger: &str,
+        after: u64,
+    ) -> std::result::Result<PullResponse, Failure> {
+        let response = self
+            .request(
+                "GET",
+                format!("/v1/events?after={after}&limit={PULL_LIMIT}"),
+                None,
+            )
+            .await?;
+        let page: PullResponse = serde_json::from_str(&response.body)
+            .map_err(|_| bad_server("its pull response is not the documented JSON"))?;
+        if page.ledger != ledger {
+            return Err(Failure::Fatal(bad_server(&format!(
+                "it served ledger {:?} where {ledger:?} was asked for",
+                page.ledger
+            ))));
+        }
+        Ok(page)
+    }
+
+    /// Verifies one pull page against everything before it and stores what
+    /// it brings with the new checkpoint.
+    async fn take_page(
+        &self,
+        page: &PullResponse,
+        ledger: &str,
+        verifier: &mut PullVerifier,
+        state: &mut SyncState,
+        report: &mut SyncReport,
+    ) -> std::result::Result<(), Failure> {
+        let identity = self.store.identity();
+        // This device's hashes for the entries that hold its events.
+        let own: BTreeSet<u64> = page
+            .items
+            .iter()
+            .filter_map(|i| i.event.as_ref())
+            .filter(|e| e.envelope["device_id"] == identity.device_id.as_str())
+            .filter_map(|e| e.envelope["device_seq"].as_u64())
+            .collect();
+        let own: Vec<u64> = own.into_iter().collect();
+        let local = if own.is_empty() {
+            HashMap::new()
+        } else {
+            self.store.local_hashes(&own).await?
+        };
+        let mut pulled = Vec::new();
+        for item in &page.items {
+            match verifier.feed(item, &|seq| local.get(&seq).cloned()) {
+                Ok(Some(p)) => pulled.push(p),
+                Ok(None) => {}
+                Err(fork) => {
+                    return Err(Failure::Fatal(Error::new(
+                        ErrorCode::LedgerFork,
+                        format!(
+                            "the server's history no longer matches what this device verified (ledger {ledger}, entry {}): {}. \
+                             Sync has stopped and every local event is kept; report this to the server's operator",
+                            fork.seq, fork.message
+                        ),
+                    )))
+                }
+            }
+        }
+        let checkpoint = verifier.checkpoint();
+        self.store
+            .save_pull(&pulled, &checkpoint, &verifier.remote)
+            .await?;
+        report.pulled += pulled.len() as u64;
+        report.verified += page.items.len() as u64;
+        state.checkpoint = Some(checkpoint.clone());
+        state.remote = verifier.remote.clone();
+        if let Some(progress) = self.progress {
+            progress(report.verified, checkpoint.seq, page.has_more);
+        }
+        Ok(())
     }
 }
 
