@@ -390,6 +390,28 @@ async fn a_server_that_rewrites_or_drops_history_is_caught() {
     }
 }
 
+/// A page that says more follow but holds nothing would have the client
+/// ask for the same page forever (the next page is asked for before this
+/// one is checked): it is refused as a misbehaving server.
+#[tokio::test]
+async fn an_empty_page_with_more_to_come_is_refused() {
+    let w = World::new().await;
+    let phone = device_with("p-1", 8, "diary", 2);
+    w.rewrite_pulls(|page: &mut Value| {
+        page["items"] = json!([]);
+        page["has_more"] = json!(true);
+    });
+    let err = w.sync(&phone).await.unwrap_err();
+    assert_eq!(err.code, ErrorCode::Storage, "{}", err.message);
+    assert!(
+        err.message.contains("no items and has_more"),
+        "{}",
+        err.message
+    );
+    assert_eq!(phone.state().acked, 2, "the push before the pull is kept");
+    assert_eq!(phone.state().checkpoint, None);
+}
+
 #[tokio::test]
 async fn an_expired_token_is_refreshed_and_an_incompatible_server_gets_nothing() {
     let w = World::new().await;
