@@ -68,7 +68,8 @@ node_modules/.package-lock.json: package.json package-lock.json
 
 # The npm package: the wasm-release build bound by wasm-bindgen (pkg/,
 # never committed) copied into js/wasm, the TypeScript compiled into
-# js/dist, and the packed tarball; then annal-verify and annal-server,
+# js/dist (the JavaScript without comments, which weighed a third of it
+# gzipped; the .d.ts files keep the docs), and the packed tarball; then annal-verify and annal-server,
 # which the package tests run. (wasm-pack runs the Rust browser tests.)
 # `make build WASM_BINDGEN_FLAGS=` keeps the wasm name section, so CPU
 # profiles (node bench/run.mjs --cpu-profile DIR) name the Rust functions.
@@ -78,7 +79,8 @@ build: setup
 	wasm-bindgen --target web $(WASM_BINDGEN_FLAGS) --out-dir pkg --out-name annal target/wasm32-unknown-unknown/wasm-release/annal.wasm
 	rm -rf js/wasm && mkdir -p js/wasm
 	cp -r pkg/annal.js pkg/annal.d.ts pkg/annal_bg.wasm pkg/annal_bg.wasm.d.ts pkg/snippets js/wasm/
-	rm -rf js/dist && npx tsc -p js/tsconfig.json
+	rm -rf js/dist && npx tsc -p js/tsconfig.json --removeComments --declaration false
+	npx tsc -p js/tsconfig.json --emitDeclarationOnly
 	mkdir -p target/npm && rm -rf target/npm/package
 	npm pack ./js --pack-destination target/npm --silent >/dev/null
 	tar -xzf $(TARBALL) -C target/npm

@@ -274,11 +274,46 @@ async fn limited_reads_grow_and_stop_at_the_range_end() {
         (get(&report, "ok"), num(&report, "checked")),
         (JsValue::TRUE, 64.0)
     );
-    store.append(event("a0", "{}")).await.unwrap();
+    let e = event("a2", r#"{"seq":65}"#);
+    put(&e, "eventType", "odd".into());
+    store.append(e).await.unwrap();
     let report = store.verify(JsValue::UNDEFINED).await.unwrap();
     assert_eq!(
         (get(&report, "ok"), num(&report, "checked")),
         (JsValue::TRUE, 65.0)
+    );
+    // Past 64 pages of one type: a limited forward query fetches that
+    // type's index entries 64 first, then twice as many each time.
+    for seq in 66..=150u64 {
+        let e = event(&format!("a{}", seq % 3), &format!(r#"{{"seq":{seq}}}"#));
+        put(
+            &e,
+            "eventType",
+            if seq % 2 == 1 { "odd" } else { "even" }.into(),
+        );
+        store.append(e).await.unwrap();
+    }
+    let odd = |from: u64, to: u64| (from..=to).filter(|s| s % 2 == 1).collect::<Vec<u64>>();
+    assert_eq!(seqs(r#"{"eventType":"odd","limit":70}"#).await, odd(1, 139));
+    assert_eq!(
+        seqs(r#"{"eventType":"odd","limit":1000}"#).await,
+        odd(1, 149)
+    );
+    assert_eq!(
+        seqs(r#"{"eventType":"even","fromSeq":140,"limit":5}"#).await,
+        [140, 142, 144, 146, 148]
+    );
+    assert_eq!(
+        seqs(r#"{"eventType":"odd","fromSeq":10,"toSeq":20,"limit":100}"#).await,
+        odd(10, 20)
+    );
+    assert_eq!(
+        seqs(r#"{"eventType":"odd","fromSeq":120,"toSeq":135,"limit":100}"#).await,
+        odd(120, 135)
+    );
+    assert_eq!(
+        seqs(r#"{"eventType":"even","fromSeq":151,"limit":3}"#).await,
+        Vec::<u64>::new()
     );
 }
 
