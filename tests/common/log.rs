@@ -216,6 +216,17 @@ async fn filters_select_limit_and_reverse() {
     );
 }
 
+/// Appends events `seqs` one at a time (one page each): aggregate
+/// `a{seq % 3}`, type `odd` or `even` by `seq`.
+async fn append_one_per_page(store: &Store, seqs: std::ops::RangeInclusive<u64>) {
+    for seq in seqs {
+        let e = event(&format!("a{}", seq % 3), &format!(r#"{{"seq":{seq}}}"#));
+        let kind = if seq % 2 == 1 { "odd" } else { "even" };
+        put(&e, "eventType", kind.into());
+        store.append(e).await.unwrap();
+    }
+}
+
 /// Limited and index queries read a few pages first and more each time;
 /// a read that ends exactly at the range's end stops there. `verify()`
 /// requests the next batch of pages early, also when the log ends exactly
@@ -223,16 +234,7 @@ async fn filters_select_limit_and_reverse() {
 #[wasm_bindgen_test]
 async fn limited_reads_grow_and_stop_at_the_range_end() {
     let store = fresh("log-limited").await;
-    // Sequential appends: one page per event.
-    for seq in 1..=64u64 {
-        let e = event(&format!("a{}", seq % 3), &format!(r#"{{"seq":{seq}}}"#));
-        put(
-            &e,
-            "eventType",
-            if seq % 2 == 1 { "odd" } else { "even" }.into(),
-        );
-        store.append(e).await.unwrap();
-    }
+    append_one_per_page(&store, 1..=64).await;
     let seqs = |filter: &str| {
         let f = js(filter);
         let store = &store;
@@ -274,9 +276,7 @@ async fn limited_reads_grow_and_stop_at_the_range_end() {
         (get(&report, "ok"), num(&report, "checked")),
         (JsValue::TRUE, 64.0)
     );
-    let e = event("a2", r#"{"seq":65}"#);
-    put(&e, "eventType", "odd".into());
-    store.append(e).await.unwrap();
+    append_one_per_page(&store, 65..=65).await;
     let report = store.verify(JsValue::UNDEFINED).await.unwrap();
     assert_eq!(
         (get(&report, "ok"), num(&report, "checked")),
@@ -284,15 +284,7 @@ async fn limited_reads_grow_and_stop_at_the_range_end() {
     );
     // Past 64 pages of one type: a limited forward query fetches that
     // type's index entries 64 first, then twice as many each time.
-    for seq in 66..=150u64 {
-        let e = event(&format!("a{}", seq % 3), &format!(r#"{{"seq":{seq}}}"#));
-        put(
-            &e,
-            "eventType",
-            if seq % 2 == 1 { "odd" } else { "even" }.into(),
-        );
-        store.append(e).await.unwrap();
-    }
+    append_one_per_page(&store, 66..=150).await;
     let odd = |from: u64, to: u64| (from..=to).filter(|s| s % 2 == 1).collect::<Vec<u64>>();
     assert_eq!(seqs(r#"{"eventType":"odd","limit":70}"#).await, odd(1, 139));
     assert_eq!(
