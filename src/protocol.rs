@@ -7,8 +7,12 @@ use serde_json::Value;
 
 /// The protocol versions this server speaks.
 pub const PROTOCOL_MIN: u32 = 1;
-/// The newest protocol version this server speaks.
-pub const PROTOCOL_MAX: u32 = 1;
+/// The newest protocol version this server speaks. Version 2 adds
+/// `omit_device` to pulls (docs/FORMAT.md §11.4); a version 2 client sends
+/// it only to a server whose `/v1/schema` says it speaks 2.
+pub const PROTOCOL_MAX: u32 = 2;
+/// The first version whose pulls take `omit_device`.
+pub const PROTOCOL_OMIT_DEVICE: u32 = 2;
 
 /// Most events in one push.
 pub const MAX_BATCH_EVENTS: usize = 1000;
@@ -127,6 +131,18 @@ pub struct PullItem {
     /// For a conflict: the events it conflicts with.
     #[serde(skip_serializing_if = "Vec::is_empty", default)]
     pub conflicts_with: Vec<String>,
+    /// Instead of `event`, for an event of the device a pull named in
+    /// `omit_device`: which of its events this is. The device checks
+    /// `entry.event_hash` against its own copy (docs/FORMAT.md §11.4).
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub own: Option<OwnEvent>,
+}
+
+/// An event a pull left out because the puller wrote it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct OwnEvent {
+    /// Its `device_seq` in the puller's chain.
+    pub device_seq: u64,
 }
 
 /// Why an event was quarantined, and what was pushed.

@@ -290,6 +290,7 @@ async fn write_export(
                 limit: MAX_PULL_LIMIT,
                 aggregate_id: None,
                 event_type: None,
+                omit_device: None,
             })
             .await
             .map_err(|e| e.to_string())?;

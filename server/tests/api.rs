@@ -79,6 +79,32 @@ async fn push_and_pull(f: Fixture) {
     )
     .await;
     assert!(page["items"].as_array().unwrap().is_empty());
+    // Protocol 2: with omit_device, the puller's own events come back as
+    // references; the entries, receipts and other devices' events do not
+    // change.
+    let mut tablet = Device::new(T, "p-1", 11);
+    push(&app, &tok, &tablet.entries("diary-2", 2)).await;
+    let me = events[0]["envelope"]["device_id"].as_str().unwrap();
+    let (_, full) = call(&app, "GET", "/v1/events", Some(&tok), None).await;
+    let path = format!("/v1/events?omit_device={me}");
+    let (status, lean) = call(&app, "GET", &path, Some(&tok), None).await;
+    assert_eq!(status, StatusCode::OK, "{lean}");
+    let (full, lean) = (
+        full["items"].as_array().unwrap(),
+        lean["items"].as_array().unwrap(),
+    );
+    assert_eq!(lean.len(), 5);
+    for (l, f) in lean.iter().zip(full) {
+        assert_eq!((&l["entry"], &l["receipt"]), (&f["entry"], &f["receipt"]));
+        let envelope = &f["event"]["envelope"];
+        if envelope["device_id"] == me {
+            assert!(l.get("event").is_none(), "{l}");
+            assert_eq!(l["own"], json!({"device_seq": envelope["device_seq"]}));
+        } else {
+            assert_eq!(l["event"], f["event"]);
+            assert!(l.get("own").is_none(), "{l}");
+        }
+    }
 }
 
 async fn replays_change_nothing(f: Fixture) {
@@ -503,6 +529,8 @@ async fn bad_requests_are_typed_and_write_nothing(f: Fixture) {
         "limit=abc",
         "after=-5",
         "aggregateId=a%00b",
+        "omit_device=",
+        "omit_device=a%0Ab",
         "nope=1",
     ] {
         let (status, v) = call(&app, "GET", &format!("/v1/events?{q}"), Some(&tok), None).await;
@@ -530,7 +558,7 @@ async fn health_schema_metrics_and_openapi() {
     assert_eq!(status, StatusCode::OK);
     assert_eq!(v["database"], "sqlite");
     let (_, v) = call(&app, "GET", "/v1/schema", None, None).await;
-    assert_eq!(v["protocol"], json!({"min": 1, "max": 1}));
+    assert_eq!(v["protocol"], json!({"min": 1, "max": 2}));
     assert_eq!(v["max_schema_version"]["vitals-recorded"], 2);
     let tok = token(T, "p-1", Scope::Own);
     let mut d = Device::new(T, "p-1", 14);

@@ -101,6 +101,7 @@ async fn pull_all(db: &PgDb, tenant: &str, ledger: &str) -> Vec<Row> {
             limit: 100,
             aggregate_id: None,
             event_type: None,
+            omit_device: None,
         };
         let mut rows = db.pull(&q).await.expect("pull");
         let more = rows.len() > 100;

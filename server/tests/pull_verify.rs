@@ -8,7 +8,7 @@ mod client;
 
 use annal::envelope::Envelope;
 use annal::ledger::{user_ledger, LedgerEntry, LedgerOutcome, TENANT_LEDGER};
-use annal::protocol::{PullItem, PullResponse, Receipt, StoredEvent};
+use annal::protocol::{OwnEvent, PullItem, PullResponse, Receipt, StoredEvent};
 use annal::record::Record;
 use annal::sync::pull::{Checkpoint, Fork, PullVerifier, Pulled, RemoteHead};
 use annal_server::auth::Scope;
@@ -888,6 +888,7 @@ async fn a_fabricated_event_of_this_device_is_a_fork() {
         event: Some(event),
         quarantine: None,
         conflicts_with: Vec::new(),
+        own: None,
     };
     let mut t = w.items.clone();
     t.push(fabricated.clone());
@@ -1125,4 +1126,49 @@ async fn a_duplicate_event_id_quarantine_is_not_a_fork_on_the_user_ledger() {
         )
     });
     assert_eq!(pulled.last().unwrap().record, more[0]);
+}
+
+/// Protocol 2: with `omit_device`, this device's events come as references
+/// to its own copies. They verify against those copies; a reference to the
+/// wrong event, to one the device never wrote, or standing for another
+/// device's event is a fork.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn own_events_as_references_verify_and_a_wrong_reference_is_a_fork() {
+    let w = world().await;
+    let lean: Vec<PullItem> = w
+        .items
+        .iter()
+        .cloned()
+        .map(|mut i| {
+            if i.event.is_some() && device_of(&i) == w.a_id() {
+                i.own = Some(OwnEvent {
+                    device_seq: envelope_of(&i).device_seq,
+                });
+                i.event = None;
+            }
+            i
+        })
+        .collect();
+    assert_eq!(
+        lean.iter().filter(|i| i.own.is_some()).count(),
+        4,
+        "A's accepted events"
+    );
+    assert_eq!(
+        w.as_a(&lean).unwrap(),
+        w.as_a(&w.items).unwrap(),
+        "the same events of B are taken"
+    );
+    for seq in [2, 6] {
+        let mut t = lean.clone();
+        t[0].own = Some(OwnEvent { device_seq: seq });
+        expect_fork(w.as_a(&t), 1, "did not write");
+    }
+    let mut t = lean.clone();
+    t[B_AT[0]].event = None;
+    t[B_AT[0]].own = Some(OwnEvent { device_seq: 3 });
+    expect_fork(w.as_a(&t), B_AT[0] as u64 + 1, "did not write");
+    let mut t = lean.clone();
+    t[0].event = w.items[0].event.clone();
+    expect_fork(w.as_a(&t), 1, "does not carry");
 }

@@ -422,7 +422,7 @@ async fn an_expired_token_is_refreshed_and_an_incompatible_server_gets_nothing()
     assert_eq!(d.pending_count(), 0);
 
     let w = World::new().await;
-    w.claim_schema(json!({"protocol": {"min": 2, "max": 3}, "max_schema_version": {}}));
+    w.claim_schema(json!({"protocol": {"min": 3, "max": 4}, "max_schema_version": {}}));
     let d = device_with("p-1", 11, "a", 3);
     let err = w.sync(&d).await.unwrap_err();
     assert_eq!(err.code, ErrorCode::SchemaIncompatible);

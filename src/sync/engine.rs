@@ -12,7 +12,9 @@ use crate::clock::Clock;
 use crate::entropy::Entropy;
 use crate::error::{Error, ErrorCode, Result};
 use crate::ledger::{user_ledger, TENANT_LEDGER};
-use crate::protocol::{PullResponse, PushRequest, PushResponse, PROTOCOL_MAX, PROTOCOL_MIN};
+use crate::protocol::{
+    PullResponse, PushRequest, PushResponse, PROTOCOL_MAX, PROTOCOL_MIN, PROTOCOL_OMIT_DEVICE,
+};
 use crate::record::Record;
 use crate::state::Identity;
 use futures_util::future::{join, join3};
@@ -191,10 +193,11 @@ impl<S: SyncStore, T: Transport, K: TokenSource> Engine<'_, S, T, K> {
     }
 
     async fn pass(&self, state: &mut SyncState) -> std::result::Result<SyncReport, Failure> {
-        self.check_schema().await?;
+        let server_max = self.check_schema().await?;
         let mut report = SyncReport::default();
         self.push_all(state, &mut report).await?;
-        self.pull_all(state, &mut report).await?;
+        let omit_own = server_max >= u64::from(PROTOCOL_OMIT_DEVICE);
+        self.pull_all(state, &mut report, omit_own).await?;
         report.acked = state.acked;
         Ok(report)
     }
@@ -249,7 +252,9 @@ impl<S: SyncStore, T: Transport, K: TokenSource> Engine<'_, S, T, K> {
         }
     }
 
-    async fn check_schema(&self) -> std::result::Result<(), Failure> {
+    /// Checks that the server speaks a protocol version of this client;
+    /// returns the newest version it speaks.
+    async fn check_schema(&self) -> std::result::Result<u64, Failure> {
         let response = self.request("GET", "/v1/schema".into(), None).await?;
         let v: serde_json::Value = serde_json::from_str(&response.body)
             .map_err(|_| bad_server("its /v1/schema is not JSON"))?;
@@ -264,7 +269,7 @@ impl<S: SyncStore, T: Transport, K: TokenSource> Engine<'_, S, T, K> {
                 ),
             )));
         }
-        Ok(())
+        Ok(max)
     }
 
     /// Pushes the outbox in device order. While the server works on a
@@ -366,6 +371,7 @@ impl<S: SyncStore, T: Transport, K: TokenSource> Engine<'_, S, T, K> {
         &self,
         state: &mut SyncState,
         report: &mut SyncReport,
+        omit_own: bool,
     ) -> std::result::Result<(), Failure> {
         let identity = self.store.identity();
         let ledger = self.ledger();
@@ -380,7 +386,7 @@ impl<S: SyncStore, T: Transport, K: TokenSource> Engine<'_, S, T, K> {
             &identity.device_id,
             state.remote.clone(),
         );
-        let mut page = self.pull_page(&ledger, checkpoint.seq).await?;
+        let mut page = self.pull_page(&ledger, checkpoint.seq, omit_own).await?;
         loop {
             let more = match (page.has_more, page.items.last()) {
                 (false, _) => None,
@@ -394,7 +400,7 @@ impl<S: SyncStore, T: Transport, K: TokenSource> Engine<'_, S, T, K> {
             let (next, taken) = join(
                 async {
                     match more {
-                        Some(after) => Some(self.pull_page(&ledger, after).await),
+                        Some(after) => Some(self.pull_page(&ledger, after, omit_own).await),
                         None => None,
                     }
                 },
@@ -409,19 +415,21 @@ impl<S: SyncStore, T: Transport, K: TokenSource> Engine<'_, S, T, K> {
         }
     }
 
-    /// One page of the followed ledger after entry `after`.
+    /// One page of the followed ledger after entry `after`. With
+    /// `omit_own` (a server of protocol 2), this device's events come back
+    /// as references, not bodies: it holds them (docs/FORMAT.md §11.4).
     async fn pull_page(
         &self,
         ledger: &str,
         after: u64,
+        omit_own: bool,
     ) -> std::result::Result<PullResponse, Failure> {
-        let response = self
-            .request(
-                "GET",
-                format!("/v1/events?after={after}&limit={PULL_LIMIT}"),
-                None,
-            )
-            .await?;
+        let mut path = format!("/v1/events?after={after}&limit={PULL_LIMIT}");
+        if omit_own {
+            path.push_str("&omit_device=");
+            path.push_str(&self.store.identity().device_id);
+        }
+        let response = self.request("GET", path, None).await?;
         let page: PullResponse = serde_json::from_str(&response.body)
             .map_err(|_| bad_server("its pull response is not the documented JSON"))?;
         if page.ledger != ledger {
@@ -448,9 +456,13 @@ impl<S: SyncStore, T: Transport, K: TokenSource> Engine<'_, S, T, K> {
         let own: BTreeSet<u64> = page
             .items
             .iter()
-            .filter_map(|i| i.event.as_ref())
-            .filter(|e| e.envelope["device_id"] == identity.device_id.as_str())
-            .filter_map(|e| e.envelope["device_seq"].as_u64())
+            .filter_map(|i| match (&i.event, &i.own) {
+                (_, Some(own)) => Some(own.device_seq),
+                (Some(e), None) if e.envelope["device_id"] == identity.device_id.as_str() => {
+                    e.envelope["device_seq"].as_u64()
+                }
+                _ => None,
+            })
             .collect();
         let own: Vec<u64> = own.into_iter().collect();
         let local = if own.is_empty() {

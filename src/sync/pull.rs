@@ -174,7 +174,24 @@ impl PullVerifier {
             )));
         }
         match (e.outcome, &item.event, &item.quarantine) {
-            (LedgerOutcome::Accepted | LedgerOutcome::Conflict, Some(event), None) => {
+            // The server left out an event because this device wrote it (a
+            // pull with `omit_device`): the ledger hashed it, so its entry's
+            // `event_hash` must be this device's own event at that place.
+            (LedgerOutcome::Accepted | LedgerOutcome::Conflict, None, None)
+                if item.own.is_some() =>
+            {
+                let seq = item.own.as_ref().map_or(0, |o| o.device_seq);
+                match local_hash(seq) {
+                    Some(h) if h == e.event_hash => Ok(None),
+                    _ => Err(fork(format!(
+                        "entry {} stands for an event of this device at device_seq {seq} that this device did not write",
+                        e.seq
+                    ))),
+                }
+            }
+            (LedgerOutcome::Accepted | LedgerOutcome::Conflict, Some(event), None)
+                if item.own.is_none() =>
+            {
                 let record = parse_record(event).map_err(|why| {
                     fork(format!(
                         "the event of entry {} cannot be read: {why}",

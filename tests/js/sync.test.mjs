@@ -216,11 +216,19 @@ describe("sync with annal-server", () => {
         const b = await h.open("sync-c-b", user, tenant);
         for (let i = 0; i < 3; i++) await a.append(h.ev(i, { aggregateId: "diary-a" }));
         for (let i = 0; i < 4; i++) await b.append(h.ev(i, { aggregateId: "diary-b" }));
+        // B's pulls, as its fetch saw them.
+        const pulls = [];
+        const recording = async (request, init) => {
+          const res = await fetch(request, init);
+          if (request.method === "GET" && new URL(request.url).pathname === "/v1/events") pulls.push({ url: request.url, body: await res.clone().json() });
+          return res;
+        };
         h.configure(a, url, token);
-        h.configure(b, url, token);
+        h.configure(b, url, token, undefined, { fetch: recording });
         const reports = [await a.sync(), await b.sync(), await a.sync()];
         return {
           ids: [a.identity.deviceId, b.identity.deviceId],
+          pulls,
           reports,
           events: [await a.events(), await b.events()],
           remote: [await a.remoteEvents(), await b.remoteEvents()],
@@ -239,6 +247,16 @@ describe("sync with annal-server", () => {
         [0, 4, 4],
       ],
     );
+    // Protocol 2: B names itself in its pulls, and gets its own events back
+    // as references, A's with their bodies.
+    assert.ok(r.pulls.length >= 1);
+    for (const p of r.pulls) assert.equal(new URL(p.url).searchParams.get("omit_device"), r.ids[1], p.url);
+    const items = r.pulls.flatMap((p) => p.body.items);
+    assert.deepEqual(
+      items.filter((i) => i.own).map((i) => [i.own.device_seq, "event" in i]),
+      [1, 2, 3, 4].map((n) => [n, false]),
+    );
+    assert.deepEqual([...new Set(items.filter((i) => i.event).map((i) => i.event.envelope.device_id))], [r.ids[0]]);
     assert.deepEqual(r.remote[0], r.events[1], "A holds B's events, exactly");
     assert.deepEqual(r.remote[1], r.events[0], "B holds A's events, exactly");
     assert.deepEqual(r.conflicts, [[], []]);

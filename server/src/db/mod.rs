@@ -8,7 +8,7 @@ mod rows;
 pub mod sqlite;
 
 use crate::ingest::{Existing, Plan, Policy, Submitted};
-use crate::protocol::{PullItem, PullResponse, Quarantine, Receipt, StoredEvent};
+use crate::protocol::{OwnEvent, PullItem, PullResponse, Quarantine, Receipt, StoredEvent};
 use annal::ledger::{LedgerEntry, LedgerOutcome};
 use std::collections::hash_map::{Entry, HashMap};
 use std::fmt;
@@ -63,6 +63,9 @@ pub struct PullQuery {
     pub limit: u32,
     /// Only events of this aggregate.
     pub aggregate_id: Option<String>,
+    /// Events of this device go without their bodies (`own` instead of
+    /// `event`): the device that asks holds them already.
+    pub omit_device: Option<String>,
     /// Only events of this type.
     pub event_type: Option<String>,
 }
@@ -169,6 +172,15 @@ fn page(q: &PullQuery, mut rows: Vec<Row>) -> PullResponse {
                 ),
                 None => (None, Vec::new()),
             };
+            let own = event.as_ref().and_then(|e| {
+                let device = e.envelope.get("device_id")?.as_str()?;
+                if Some(device) != q.omit_device.as_deref() {
+                    return None;
+                }
+                let device_seq = e.envelope.get("device_seq")?.as_u64()?;
+                Some(OwnEvent { device_seq })
+            });
+            let event = if own.is_some() { None } else { event };
             PullItem {
                 entry: r.entry,
                 receipt: r.receipt,
@@ -182,6 +194,7 @@ fn page(q: &PullQuery, mut rows: Vec<Row>) -> PullResponse {
                         submitted: parse(&submitted),
                     }),
                 conflicts_with,
+                own,
             }
         })
         .collect();

@@ -15,11 +15,20 @@ pub(crate) fn read_query(
     who: &Principal,
     params: &HashMap<String, String>,
 ) -> Result<PullQuery, AppError> {
-    const KNOWN: [&str; 5] = ["after", "limit", "aggregateId", "eventType", "tenant"];
+    const KNOWN: [&str; 6] = [
+        "after",
+        "limit",
+        "aggregateId",
+        "eventType",
+        "tenant",
+        "omit_device",
+    ];
     if let Some(k) = params.keys().find(|k| !KNOWN.contains(&k.as_str())) {
         return Err(AppError::bad_request(
             "BAD_QUERY",
-            format!("unknown parameter {k:?}; use after, limit, aggregateId, eventType"),
+            format!(
+                "unknown parameter {k:?}; use after, limit, aggregateId, eventType, omit_device"
+            ),
         ));
     }
     if let Some(t) = params.get("tenant") {
@@ -67,6 +76,7 @@ pub(crate) fn read_query(
         limit,
         aggregate_id: text("aggregateId")?,
         event_type: text("eventType")?,
+        omit_device: text("omit_device")?,
     })
 }
 

@@ -170,6 +170,7 @@ async fn assert_all_search(db: &SqliteDb, probe: &[Submitted], when: &str) {
         limit: 500,
         aggregate_id: None,
         event_type: None,
+        omit_device: None,
     };
     let params = [
         T.to_string(),
