@@ -63,7 +63,10 @@ pub fn app(state: AppState) -> Router {
             axum::http::header::AUTHORIZATION,
             axum::http::header::CONTENT_TYPE,
             axum::http::HeaderName::from_static("last-event-id"),
-        ]);
+        ])
+        // Browsers otherwise ask again every 5 s (Chromium's default),
+        // before a push of a long drain.
+        .max_age(std::time::Duration::from_secs(600));
     Router::new()
         .route(
             "/v1/events",

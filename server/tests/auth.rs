@@ -104,6 +104,13 @@ async fn cors_allows_the_configured_origin_only() {
             .and_then(|v| v.to_str().ok()),
         Some("http://127.0.0.1:8080")
     );
+    assert_eq!(
+        ok.headers()
+            .get("access-control-max-age")
+            .and_then(|v| v.to_str().ok()),
+        Some("600"),
+        "a preflight is kept for 10 minutes"
+    );
     let other = app.oneshot(preflight("http://evil.example")).await.unwrap();
     assert!(other.headers().get("access-control-allow-origin").is_none());
 }
