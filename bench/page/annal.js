@@ -4,7 +4,7 @@
 import { EventStore } from "/annal/dist/index.js";
 import { claim, drop } from "./guard.js";
 import { jsHeap, liveJsHeap, wasmMemory } from "./memory.js";
-import { now, summarize, throughput } from "./stats.js";
+import { manyAtATime, now, oneAtATime, summarize, throughput } from "./stats.js";
 
 export const USER = "bench-user";
 export const TENANT = "bench";
@@ -62,30 +62,13 @@ export async function count(name) {
 /** `append()` in sequence: latency of each, from call to durable. */
 export async function appendLatency(name, evs) {
   const s = store(name);
-  const samples = [];
-  for (const ev of evs) {
-    const t0 = now();
-    await s.append(ev);
-    samples.push(now() - t0);
-  }
-  return { latency: summarize(samples), ...throughput(evs.length, samples.reduce((a, b) => a + b, 0)) };
+  return oneAtATime(evs, (ev) => s.append(ev));
 }
 
 /** `Promise.all` of `inFlight` appends at a time: throughput and each append's latency. */
 export async function concurrent(name, evs, { inFlight = 64 } = {}) {
   const s = store(name);
-  const samples = [];
-  const t0 = now();
-  for (let i = 0; i < evs.length; i += inFlight) {
-    await Promise.all(
-      evs.slice(i, i + inFlight).map(async (ev) => {
-        const t = now();
-        await s.append(ev);
-        samples.push(now() - t);
-      }),
-    );
-  }
-  return { latency: summarize(samples), ...throughput(evs.length, now() - t0) };
+  return manyAtATime(evs, inFlight, (ev) => s.append(ev));
 }
 
 /** `appendBatch()` of `size` events at a time. */

@@ -6,7 +6,7 @@
 import Dexie from "/dexie/dexie.mjs";
 import { claim, drop } from "./guard.js";
 import { record } from "./records.js";
-import { now, summarize, throughput } from "./stats.js";
+import { manyAtATime, now, oneAtATime, summarize, throughput } from "./stats.js";
 
 const open = new Map();
 
@@ -43,31 +43,13 @@ function numbered(h, evs) {
 /** `table.add()` one record at a time, in sequence. */
 export async function singleLatency(name, evs) {
   const h = open.get(name);
-  const samples = [];
-  for (const r of numbered(h, evs)) {
-    const t0 = now();
-    await h.db.events.add(r);
-    samples.push(now() - t0);
-  }
-  return { latency: summarize(samples), ...throughput(evs.length, samples.reduce((a, b) => a + b, 0)) };
+  return oneAtATime(numbered(h, evs), (r) => h.db.events.add(r));
 }
 
 /** `add()` with `inFlight` outstanding at once (Dexie gives each its own transaction). */
 export async function concurrent(name, evs, { inFlight = 64 } = {}) {
   const h = open.get(name);
-  const rs = numbered(h, evs);
-  const samples = [];
-  const t0 = now();
-  for (let i = 0; i < rs.length; i += inFlight) {
-    await Promise.all(
-      rs.slice(i, i + inFlight).map(async (r) => {
-        const s = now();
-        await h.db.events.add(r);
-        samples.push(now() - s);
-      }),
-    );
-  }
-  return { latency: summarize(samples), ...throughput(rs.length, now() - t0) };
+  return manyAtATime(numbered(h, evs), inFlight, (r) => h.db.events.add(r));
 }
 
 /** `bulkAdd()` of `size` records at a time. */

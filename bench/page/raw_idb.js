@@ -9,7 +9,7 @@
 
 import { claim, drop } from "./guard.js";
 import { pack, record } from "./records.js";
-import { now, summarize, throughput } from "./stats.js";
+import { manyAtATime, now, oneAtATime, summarize, throughput } from "./stats.js";
 
 const STORE = "events";
 const INDEXES = [
@@ -81,35 +81,20 @@ function numbered(h, evs) {
 /** One record per readwrite transaction, one `put` each, in sequence: latency per transaction. */
 export async function singleLatency(name, evs, { durability = "strict" } = {}) {
   const h = open.get(name);
-  const samples = [];
-  for (const r of numbered(h, evs)) {
-    const t0 = now();
-    const tx = writeTx(h, durability);
-    tx.objectStore(STORE).put(r);
-    await commit(tx);
-    samples.push(now() - t0);
-  }
-  return { latency: summarize(samples), ...throughput(evs.length, samples.reduce((a, b) => a + b, 0)) };
+  return oneAtATime(numbered(h, evs), (r) => putOne(h, r, durability));
 }
 
 /** Single-record transactions with `inFlight` of them outstanding at once. */
 export async function concurrent(name, evs, { inFlight = 64, durability = "strict" } = {}) {
   const h = open.get(name);
-  const rs = numbered(h, evs);
-  const samples = [];
-  const t0 = now();
-  for (let i = 0; i < rs.length; i += inFlight) {
-    await Promise.all(
-      rs.slice(i, i + inFlight).map(async (r) => {
-        const s = now();
-        const tx = writeTx(h, durability);
-        tx.objectStore(STORE).put(r);
-        await commit(tx);
-        samples.push(now() - s);
-      }),
-    );
-  }
-  return { latency: summarize(samples), ...throughput(rs.length, now() - t0) };
+  return manyAtATime(numbered(h, evs), inFlight, (r) => putOne(h, r, durability));
+}
+
+/** One record in a readwrite transaction of its own, committed. */
+function putOne(h, r, durability) {
+  const tx = writeTx(h, durability);
+  tx.objectStore(STORE).put(r);
+  return commit(tx);
 }
 
 /**

@@ -41,3 +41,30 @@ export function throughput(count, ms, stepSamples) {
 function round(x) {
   return x === null || x === undefined ? null : Math.round(x * 1000) / 1000;
 }
+
+/** Runs `op` on each item in turn: each call's latency, and the throughput over their sum. */
+export async function oneAtATime(items, op) {
+  const samples = [];
+  for (const item of items) {
+    const t0 = now();
+    await op(item);
+    samples.push(now() - t0);
+  }
+  return { latency: summarize(samples), ...throughput(items.length, samples.reduce((a, b) => a + b, 0)) };
+}
+
+/** Runs `op` on `inFlight` items at a time: each call's latency, and the throughput over the wall time. */
+export async function manyAtATime(items, inFlight, op) {
+  const samples = [];
+  const t0 = now();
+  for (let i = 0; i < items.length; i += inFlight) {
+    await Promise.all(
+      items.slice(i, i + inFlight).map(async (item) => {
+        const t = now();
+        await op(item);
+        samples.push(now() - t);
+      }),
+    );
+  }
+  return { latency: summarize(samples), ...throughput(items.length, now() - t0) };
+}
