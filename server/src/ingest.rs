@@ -362,6 +362,25 @@ pub fn plan(
     p.plan
 }
 
+impl Plan {
+    /// One receipt per entered event, stored or quarantined: its event id
+    /// (if it could be read), outcome and receipt.
+    pub fn receipts(&self) -> impl Iterator<Item = (Option<&str>, &str, &Receipt)> {
+        let stored = self.events.iter().map(|e| {
+            (
+                Some(e.envelope.event_id.as_str()),
+                e.outcome.as_str(),
+                &e.receipt,
+            )
+        });
+        let quarantined = self
+            .quarantined
+            .iter()
+            .map(|q| (q.event_id.as_deref(), "quarantined", &q.receipt));
+        stored.chain(quarantined)
+    }
+}
+
 impl Planner<'_> {
     fn result(&self, index: usize, s: &Submitted, status: Status) -> EventResult {
         EventResult {

@@ -173,14 +173,12 @@ impl PullVerifier {
                 e.seq
             )));
         }
-        match (e.outcome, &item.event, &item.quarantine) {
+        match (e.outcome, &item.event, &item.own, &item.quarantine) {
             // The server left out an event because this device wrote it (a
             // pull with `omit_device`): the ledger hashed it, so its entry's
             // `event_hash` must be this device's own event at that place.
-            (LedgerOutcome::Accepted | LedgerOutcome::Conflict, None, None)
-                if item.own.is_some() =>
-            {
-                let seq = item.own.as_ref().map_or(0, |o| o.device_seq);
+            (LedgerOutcome::Accepted | LedgerOutcome::Conflict, None, Some(own), None) => {
+                let seq = own.device_seq;
                 match local_hash(seq) {
                     Some(h) if h == e.event_hash => Ok(None),
                     _ => Err(fork(format!(
@@ -189,9 +187,7 @@ impl PullVerifier {
                     ))),
                 }
             }
-            (LedgerOutcome::Accepted | LedgerOutcome::Conflict, Some(event), None)
-                if item.own.is_none() =>
-            {
+            (LedgerOutcome::Accepted | LedgerOutcome::Conflict, Some(event), None, None) => {
                 let record = parse_record(event).map_err(|why| {
                     fork(format!(
                         "the event of entry {} cannot be read: {why}",
@@ -256,7 +252,7 @@ impl PullVerifier {
                     receipt: r.clone(),
                 }))
             }
-            (LedgerOutcome::Quarantined, None, Some(q)) => {
+            (LedgerOutcome::Quarantined, None, None, Some(q)) => {
                 // The server moves a device's chain on through a quarantined
                 // event that came in order, except one refused before the
                 // chain was looked at (docs/FORMAT.md §11.2); do the same.

@@ -17,9 +17,9 @@
 //!   it is committed.
 
 use super::migrations::{latest, POSTGRES};
-use super::rows::{pulled, receipt_at, PULL_SELECT};
+use super::rows::{existing_at, pulled, PULL_SELECT};
 use super::{count, first_received, in_ledger_order, now_micros, stored, DbError, PullQuery, Row};
-use crate::ingest::{self, DeviceHead, Existing, Plan, Policy, State, Submitted};
+use crate::ingest::{self, DeviceHead, Plan, Policy, State, Submitted};
 use crate::protocol::Receipt;
 use annal::envelope::GENESIS_HASH;
 use annal::ledger::{format_received_at, user_ledger, TENANT_LEDGER};
@@ -365,15 +365,10 @@ async fn load_state(
             .bind(user)
             .fetch_all(&mut *conn)
             .await?;
-        let mut found = Vec::with_capacity(rows.len());
-        for r in rows {
-            let existing = Existing {
-                claimed_hash: r.try_get::<Option<String>, _>(2)?.unwrap_or_default(),
-                event_hash: r.try_get(3)?,
-                receipt: receipt_at(&r, 4)?,
-            };
-            found.push((r.try_get(1)?, r.try_get(0)?, existing));
-        }
+        let found = rows
+            .iter()
+            .map(existing_at)
+            .collect::<Result<Vec<_>, _>>()?;
         state.existing = first_received(found);
     }
     // Only versions that can have stored events: usually none.
@@ -533,22 +528,7 @@ async fn write(
     }
     // One receipt per entered event, stored or quarantined.
     {
-        let receipts: Vec<(Option<&str>, &str, &Receipt)> = plan
-            .events
-            .iter()
-            .map(|e| {
-                (
-                    Some(e.envelope.event_id.as_str()),
-                    e.outcome.as_str(),
-                    &e.receipt,
-                )
-            })
-            .chain(
-                plan.quarantined
-                    .iter()
-                    .map(|q| (q.event_id.as_deref(), "quarantined", &q.receipt)),
-            )
-            .collect();
+        let receipts: Vec<(Option<&str>, &str, &Receipt)> = plan.receipts().collect();
         let n = receipts.len();
         let mut server_seq = Vec::with_capacity(n);
         let mut user_seq = Vec::with_capacity(n);

@@ -2,6 +2,7 @@
 //! how one such row (of either database) becomes a [`Row`].
 
 use super::{count, outcome, DbError, PullQuery, Row};
+use crate::ingest::Existing;
 use crate::protocol::Receipt;
 use annal::ledger::LedgerEntry;
 use sqlx::{ColumnIndex, Decode, Type};
@@ -67,4 +68,23 @@ where
         user_ledger_hash: r.try_get(at + 3)?,
         received_at: r.try_get(at + 4)?,
     })
+}
+
+/// An earlier entry of a pushed event id, from the lookup both backends
+/// run (columns: stored as an event, event id, claimed hash, event hash,
+/// then the receipt), as [`super::first_received`] takes it.
+pub(crate) fn existing_at<'r, R>(r: &'r R) -> Result<(String, bool, Existing), DbError>
+where
+    R: sqlx::Row,
+    usize: ColumnIndex<R>,
+    bool: Decode<'r, R::Database> + Type<R::Database>,
+    i64: Decode<'r, R::Database> + Type<R::Database>,
+    String: Decode<'r, R::Database> + Type<R::Database>,
+{
+    let existing = Existing {
+        claimed_hash: r.try_get::<Option<String>, _>(2)?.unwrap_or_default(),
+        event_hash: r.try_get(3)?,
+        receipt: receipt_at(r, 4)?,
+    };
+    Ok((r.try_get(1)?, r.try_get(0)?, existing))
 }

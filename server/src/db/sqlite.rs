@@ -2,9 +2,9 @@
 //! serialize without lock errors) and a pool of readers.
 
 use super::migrations::{latest, SQLITE};
-use super::rows::{pulled, receipt_at, PULL_SELECT};
+use super::rows::{existing_at, pulled, PULL_SELECT};
 use super::{count, first_received, in_ledger_order, now_micros, stored, DbError, PullQuery, Row};
-use crate::ingest::{self, DeviceHead, EventRow, Existing, Plan, Policy, State, Submitted};
+use crate::ingest::{self, DeviceHead, EventRow, Plan, Policy, State, Submitted};
 use crate::protocol::Receipt;
 use annal::ledger::{format_received_at, user_ledger, LedgerEntry, TENANT_LEDGER};
 use sqlx::error::BoxDynError;
@@ -261,15 +261,10 @@ async fn load_state(
             .bind(user)
             .fetch_all(&mut *conn)
             .await?;
-        let mut found = Vec::with_capacity(rows.len());
-        for r in rows {
-            let existing = Existing {
-                claimed_hash: r.try_get::<Option<String>, _>(2)?.unwrap_or_default(),
-                event_hash: r.try_get(3)?,
-                receipt: receipt_at(&r, 4)?,
-            };
-            found.push((r.try_get(1)?, r.try_get(0)?, existing));
-        }
+        let found = rows
+            .iter()
+            .map(existing_at)
+            .collect::<Result<Vec<_>, _>>()?;
         state.existing = first_received(found);
     }
     let versions = wanted.stored_versions(&state.aggregates);
@@ -408,22 +403,7 @@ async fn write(
     )
     .await?;
     // One receipt per entered event, stored or quarantined.
-    let receipts: Vec<(Option<&str>, &str, &Receipt)> = plan
-        .events
-        .iter()
-        .map(|e| {
-            (
-                Some(e.envelope.event_id.as_str()),
-                e.outcome.as_str(),
-                &e.receipt,
-            )
-        })
-        .chain(
-            plan.quarantined
-                .iter()
-                .map(|q| (q.event_id.as_deref(), "quarantined", &q.receipt)),
-        )
-        .collect();
+    let receipts: Vec<(Option<&str>, &str, &Receipt)> = plan.receipts().collect();
     insert_rows(
         conn,
         "INSERT INTO receipts (tenant_id, server_seq, user_id, user_seq, event_id, outcome, ledger_hash,
