@@ -128,6 +128,13 @@ impl AtRest {
             blind_all(&mut meta.aggregate_ids, field::AGGREGATE_ID);
             blind_all(&mut meta.aggregate_types, field::AGGREGATE_TYPE);
             blind_all(&mut meta.event_types, field::EVENT_TYPE);
+            if let Some(heads) = &mut meta.aggregate_heads {
+                for (id, state) in heads.iter_mut() {
+                    *id = self.index_value(field::AGGREGATE_ID, id);
+                    *state = self.stored_aggregate(state);
+                }
+                heads.sort_by(|a, b| a.0.cmp(&b.0));
+            }
         }
         meta
     }

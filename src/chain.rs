@@ -7,7 +7,6 @@
 //! `annal-verify`, so all three agree on what "tampered" means.
 
 use crate::at_rest::AtRest;
-use crate::crypto::blind::field;
 use crate::envelope::Envelope;
 use crate::page::{self, PageMeta, RawRecord};
 use crate::payload::SALT_LEN;
@@ -114,7 +113,13 @@ pub struct ChainVerifier {
     first_break: Option<Break>,
     /// A `device_seq` reported missing, kept to tell deletion from reordering.
     missing: Option<u64>,
-    aggregates: HashMap<String, AggregateState>,
+    /// Aggregate states as of the pages written before layout 3 (those
+    /// without `aggregate_heads`): what the `aggregates` object store must
+    /// hold, keyed as stored.
+    legacy_aggregates: HashMap<String, AggregateState>,
+    /// Whether a page with `aggregate_heads` has been fed: every later page
+    /// must have them too.
+    heads_seen: bool,
     at_rest: AtRest,
 }
 
@@ -128,7 +133,8 @@ impl ChainVerifier {
             checked: 0,
             first_break: None,
             missing: None,
-            aggregates: HashMap::new(),
+            legacy_aggregates: HashMap::new(),
+            heads_seen: false,
             at_rest: AtRest::Plain,
         }
     }
@@ -208,7 +214,27 @@ impl ChainVerifier {
                 envelopes.push(envelope);
             }
         }
-        if self.first_break.is_none() && complete && self.at_rest.meta_of(&envelopes) != *meta {
+        if self.first_break.is_some() || !complete {
+            return;
+        }
+        let mut derived = self.at_rest.meta_of(&envelopes);
+        let legacy = meta.aggregate_heads.is_none();
+        if legacy {
+            // Written before layout 3: its aggregates went to the
+            // `aggregates` object store, checked in `finish`.
+            let heads = derived.aggregate_heads.take().unwrap_or_default();
+            self.legacy_aggregates.extend(heads);
+        }
+        if legacy && self.heads_seen {
+            self.fail(
+                meta.first_device_seq,
+                BreakReason::IndexMismatch,
+                format!(
+                    "the page starting at device_seq {} has no aggregate_heads, but earlier pages have them",
+                    meta.first_device_seq
+                ),
+            );
+        } else if derived != *meta {
             self.fail(
                 meta.first_device_seq,
                 BreakReason::IndexMismatch,
@@ -218,6 +244,7 @@ impl ChainVerifier {
                 ),
             );
         }
+        self.heads_seen |= !legacy;
     }
 
     /// Feeds one record from page bytes. Returns its envelope if it parsed.
@@ -328,25 +355,19 @@ impl ChainVerifier {
                 ),
             );
         }
-        self.aggregates.insert(
-            e.aggregate_id.clone(),
-            AggregateState {
-                aggregate_type: e.aggregate_type.clone(),
-                version: e.aggregate_version,
-                last_device_seq: e.device_seq,
-            },
-        );
         self.prev_hash = e.hash.clone();
         self.expected_seq += 1;
         self.checked += 1;
     }
 
     /// Ends verification: compares the head record (and, when given, the
-    /// stored aggregate versions) with what the chain says.
+    /// `aggregates` object store) with what the chain says.
     ///
     /// `head_mac` is the MAC stored beside the head; encrypted stores must
-    /// have one that authenticates the head. Stored aggregates are keyed as
-    /// stored (blind ids in blinded stores).
+    /// have one that authenticates the head. `aggregates` are the records
+    /// written before layout 3, keyed as stored (blind ids in blinded
+    /// stores); they must describe exactly the pages without
+    /// `aggregate_heads`, so a store created at layout 3 has none.
     pub fn finish(
         mut self,
         head: Option<&Head>,
@@ -388,16 +409,7 @@ impl ChainVerifier {
             }
         }
         if let (None, Some(stored)) = (&self.first_break, aggregates) {
-            let own: HashMap<String, AggregateState> = self
-                .aggregates
-                .iter()
-                .map(|(id, state)| {
-                    (
-                        self.at_rest.index_value(field::AGGREGATE_ID, id),
-                        self.at_rest.stored_aggregate(state),
-                    )
-                })
-                .collect();
+            let own = &self.legacy_aggregates;
             let mut bad: Option<(u64, String)> = None;
             for (id, state) in stored.iter().chain(own.iter()) {
                 if stored.get(id) != own.get(id) {
@@ -411,7 +423,9 @@ impl ChainVerifier {
                 self.fail(
                     seq,
                     BreakReason::IndexMismatch,
-                    format!("the stored version of aggregate {id:?} does not match its events"),
+                    format!(
+                        "the stored version of aggregate {id:?} (aggregates object store) does not match its events"
+                    ),
                 );
             }
         }
@@ -420,5 +434,88 @@ impl ChainVerifier {
             checked: self.checked,
             first_break: self.first_break,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::draft::Draft;
+    use crate::memory::MemoryStore;
+
+    /// A store of 9 single appends over 3 aggregates whose first `legacy`
+    /// pages are made to look written before layout 3: no `aggregate_heads`,
+    /// their aggregates in what the `aggregates` object store would hold.
+    fn migrated(legacy: usize) -> (MemoryStore, HashMap<String, AggregateState>) {
+        let mut store = MemoryStore::for_tests(AtRest::Plain);
+        for i in 1..=9 {
+            let v = serde_json::json!({
+                "aggregateType": "diary", "aggregateId": format!("d-{}", i % 3),
+                "eventType": "noted", "payload": {"i": i}
+            });
+            store.append(Draft::from_value(&v).unwrap()).unwrap();
+        }
+        let mut records = HashMap::new();
+        for page in store.raw_mut().pages.values_mut().take(legacy) {
+            records.extend(page.meta.aggregate_heads.take().unwrap());
+        }
+        (store, records)
+    }
+
+    fn verify(store: &mut MemoryStore, records: &HashMap<String, AggregateState>) -> VerifyReport {
+        let mut verifier = ChainVerifier::new(store.identity().expected());
+        let raw = store.raw_mut();
+        for page in raw.pages.values() {
+            verifier.feed_page(&page.meta, &page.records);
+        }
+        verifier.finish(Some(raw.head), None, Some(records))
+    }
+
+    #[test]
+    fn a_store_from_before_layout_3_verifies_against_its_aggregates_records() {
+        let (mut store, records) = migrated(5);
+        assert_eq!(records.len(), 3);
+        assert_eq!(records["d-1"].version, 2, "d-1 was appended at 1 and 4");
+        assert!(verify(&mut store, &records).ok);
+        // A store entirely from before layout 3, and one created at 3.
+        let (mut all, all_records) = migrated(9);
+        assert!(verify(&mut all, &all_records).ok);
+        assert!(verify(&mut MemoryStore::for_tests(AtRest::Plain), &HashMap::new()).ok);
+    }
+
+    #[test]
+    fn a_wrong_missing_or_extra_aggregates_record_is_an_index_mismatch() {
+        let (mut store, records) = migrated(5);
+        let mut wrong = records.clone();
+        wrong.get_mut("d-1").unwrap().version = 3;
+        let mut missing = records.clone();
+        missing.remove("d-2");
+        let mut extra = records.clone();
+        extra.insert("d-9".into(), records["d-1"].clone());
+        // The versions after the legacy pages: written to page heads, not
+        // to the aggregates object store.
+        let mut advanced = records.clone();
+        advanced.get_mut("d-1").unwrap().version = 3;
+        advanced.get_mut("d-1").unwrap().last_device_seq = 7;
+        for bad in [wrong, missing, extra, advanced] {
+            let b = verify(&mut store, &bad).first_break.unwrap();
+            assert_eq!(b.reason, BreakReason::IndexMismatch);
+            assert!(
+                b.message.contains("aggregates object store"),
+                "{}",
+                b.message
+            );
+        }
+    }
+
+    #[test]
+    fn a_page_without_heads_after_pages_with_them_is_an_index_mismatch() {
+        let (mut store, records) = migrated(2);
+        let raw = store.raw_mut();
+        let (&first, page) = raw.pages.iter_mut().nth(6).unwrap();
+        page.meta.aggregate_heads = None;
+        let b = verify(&mut store, &records).first_break.unwrap();
+        assert_eq!(b.reason, BreakReason::IndexMismatch);
+        assert_eq!(b.device_seq, first);
     }
 }

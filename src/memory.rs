@@ -26,7 +26,13 @@ pub struct MemoryStore {
     pages: BTreeMap<u64, Page>,
     head: Head,
     head_mac: Option<String>,
-    aggregates: HashMap<String, AggregateState>,
+    /// Where each aggregate stands, keyed as stored: the newest
+    /// `aggregate_heads` entry of the pages, as the IndexedDB store finds it
+    /// through its `by_aggregate_head` index. Derived from the pages, never
+    /// stored beside them; rebuilt after [`MemoryStore::raw_mut`].
+    aggregate_index: HashMap<String, AggregateState>,
+    /// Whether the pages may have changed under the index (tamper drills).
+    index_stale: bool,
     idempotency: HashMap<String, IdempotencyEntry>,
     at_rest: AtRest,
 }
@@ -41,8 +47,6 @@ pub struct RawParts<'a> {
     pub head: &'a mut Head,
     /// The MAC beside the head (encrypted stores).
     pub head_mac: &'a mut Option<String>,
-    /// The aggregate index.
-    pub aggregates: &'a mut HashMap<String, AggregateState>,
     /// How records are kept.
     pub at_rest: &'a AtRest,
 }
@@ -80,7 +84,8 @@ impl MemoryStore {
             pages: BTreeMap::new(),
             head_mac: at_rest.head_mac(&head),
             head,
-            aggregates: HashMap::new(),
+            aggregate_index: HashMap::new(),
+            index_stale: false,
             idempotency: HashMap::new(),
             at_rest,
         }
@@ -146,6 +151,14 @@ impl MemoryStore {
 
     /// Appends units as one commit, each unit succeeding or failing alone.
     pub fn append_units(&mut self, units: &[Unit]) -> Vec<Result<Vec<Record>>> {
+        if self.index_stale {
+            self.aggregate_index = self
+                .pages
+                .values()
+                .flat_map(|p| p.meta.aggregate_heads.iter().flatten().cloned())
+                .collect();
+            self.index_stale = false;
+        }
         let (aggregate_ids, keys) = seal::keys_to_read(units);
         let at = &self.at_rest;
         let view: TxnView = at.view_of(
@@ -155,7 +168,7 @@ impl MemoryStore {
                 .into_iter()
                 .map(|id| {
                     let state = self
-                        .aggregates
+                        .aggregate_index
                         .get(&at.index_value(field::AGGREGATE_ID, &id))
                         .cloned();
                     (id, state)
@@ -184,16 +197,12 @@ impl MemoryStore {
         }
         let at = &self.at_rest;
         for page in at.pack(&sealed.records, self.entropy.as_ref()) {
+            let heads = page.meta.aggregate_heads.iter().flatten().cloned();
+            self.aggregate_index.extend(heads);
             self.pages.insert(page.meta.first_device_seq, page);
         }
         self.head_mac = at.head_mac(&sealed.head);
         self.head = sealed.head;
-        for (id, state) in &sealed.aggregates {
-            self.aggregates.insert(
-                at.index_value(field::AGGREGATE_ID, id),
-                at.stored_aggregate(state),
-            );
-        }
         for (key, entry) in &sealed.idempotency {
             self.idempotency.insert(
                 at.index_value(field::IDEMPOTENCY_KEY, key),
@@ -258,15 +267,12 @@ impl MemoryStore {
 
     /// An aggregate's current version and all its events.
     pub fn aggregate(&self, aggregate_id: &str) -> Result<(u64, Vec<Record>)> {
-        let version = self
-            .aggregates
-            .get(&self.at_rest.index_value(field::AGGREGATE_ID, aggregate_id))
-            .map_or(0, |a| a.version);
         let filter = Filter {
             aggregate_id: Some(aggregate_id.to_string()),
             ..Filter::default()
         };
-        Ok((version, self.events(&filter)?))
+        let events = self.events(&filter)?;
+        Ok((crate::record::version_of(&events), events))
     }
 
     /// Recomputes every hash and link, and checks the head and indexes.
@@ -279,10 +285,11 @@ impl MemoryStore {
             }
             verifier.feed_page(&page.meta, &page.records);
         }
+        // Memory stores start at layout 3: no `aggregates` records.
         verifier.finish(
             Some(&self.head),
             self.head_mac.as_deref(),
-            Some(&self.aggregates),
+            Some(&HashMap::new()),
         )
     }
 
@@ -302,14 +309,14 @@ impl MemoryStore {
         out
     }
 
-    /// Raw access to the stored pages, head and aggregate index, for tamper
-    /// drills: demonstrating to an auditor that edits are detected.
+    /// Raw access to the stored pages and head, for tamper drills:
+    /// demonstrating to an auditor that edits are detected.
     pub fn raw_mut(&mut self) -> RawParts<'_> {
+        self.index_stale = true;
         RawParts {
             pages: &mut self.pages,
             head: &mut self.head,
             head_mac: &mut self.head_mac,
-            aggregates: &mut self.aggregates,
             at_rest: &self.at_rest,
         }
     }

@@ -9,6 +9,7 @@
 use crate::envelope::Envelope;
 use crate::payload::SALT_LEN;
 use crate::record::Record;
+use crate::state::AggregateState;
 use crate::timestamp;
 
 /// Pages are cut once they pass this many bytes, so a page of ordinary
@@ -35,6 +36,12 @@ pub struct PageMeta {
     pub event_types: Vec<String>,
     /// Distinct `floor(created_at_ms / 60000)`, sorted.
     pub time_buckets: Vec<i64>,
+    /// The state each aggregate of the page is left in by the page's last
+    /// event of it, sorted by id: how an append finds an aggregate's current
+    /// version through the `by_aggregate_head` index, with no record of its
+    /// own to rewrite. `None` on pages written before layout 3, whose
+    /// aggregates are in the `aggregates` object store instead.
+    pub aggregate_heads: Option<Vec<(String, AggregateState)>>,
 }
 
 /// A page ready to store: metadata and the packed records.
@@ -109,6 +116,8 @@ pub fn pack(records: &[Record]) -> Vec<Page> {
 /// Derives page metadata from the page's envelopes, in order.
 pub fn meta_of<'a>(envelopes: impl IntoIterator<Item = &'a Envelope>) -> PageMeta {
     let mut meta = PageMeta::default();
+    // Ordered by id as bytes, like `aggregate_ids`; the last event wins.
+    let mut heads = std::collections::BTreeMap::new();
     for (i, e) in envelopes.into_iter().enumerate() {
         if i == 0 {
             meta.first_device_seq = e.device_seq;
@@ -119,7 +128,16 @@ pub fn meta_of<'a>(envelopes: impl IntoIterator<Item = &'a Envelope>) -> PageMet
         meta.event_types.push(e.event_type.clone());
         let ms = timestamp::parse_ms(&e.created_at).unwrap_or(0);
         meta.time_buckets.push(ms.div_euclid(TIME_BUCKET_MS));
+        heads.insert(
+            e.aggregate_id.clone(),
+            AggregateState {
+                aggregate_type: e.aggregate_type.clone(),
+                version: e.aggregate_version,
+                last_device_seq: e.device_seq,
+            },
+        );
     }
+    meta.aggregate_heads = Some(heads.into_iter().collect());
     for list in [
         &mut meta.aggregate_ids,
         &mut meta.aggregate_types,

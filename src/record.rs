@@ -44,3 +44,9 @@ impl Record {
         check_integrity(&self.envelope, &self.salt, self.payload.as_str().as_bytes())
     }
 }
+
+/// The version an aggregate is at after `events`, all of its events in
+/// order: the `aggregate_version` of the last one, 0 for none.
+pub fn version_of(events: &[Record]) -> u64 {
+    events.last().map_or(0, |r| r.envelope.aggregate_version)
+}

@@ -8,12 +8,11 @@
 
 use crate::at_rest::AtRest;
 use crate::chain::BreakReason;
-use crate::crypto::blind::field;
 use crate::envelope::Envelope;
 use crate::memory::MemoryStore;
 use crate::page::{self, Page, PageMeta};
 use crate::payload::{self, SALT_LEN};
-use crate::state::{AggregateState, Head};
+use crate::state::Head;
 
 /// One named edit.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -93,7 +92,7 @@ struct Loose {
 /// the attacker lacks.
 pub fn apply(store: &mut MemoryStore, mutation: Mutation) {
     let raw = store.raw_mut();
-    let (pages, head, aggregates, at_rest) = (raw.pages, raw.head, raw.aggregates, raw.at_rest);
+    let (pages, head, at_rest) = (raw.pages, raw.head, raw.at_rest);
     let mut records: Vec<Loose> = Vec::new();
     for p in pages.values() {
         let opened = at_rest.open(&p.records);
@@ -135,7 +134,7 @@ pub fn apply(store: &mut MemoryStore, mutation: Mutation) {
         Mutation::TruncateTail(k) => records.truncate(records.len() - k as usize),
         Mutation::TruncateTailFixHead(k) => {
             records.truncate(records.len() - k as usize);
-            rewrite_derived(&records, head, aggregates, at_rest);
+            rewrite_head(&records, head);
         }
         Mutation::RehashSuffix(n) => {
             let mut prev = if n == 1 {
@@ -154,7 +153,7 @@ pub fn apply(store: &mut MemoryStore, mutation: Mutation) {
                 prev = e.hash.clone();
                 r.envelope = e.canonical().into_bytes();
             }
-            rewrite_derived(&records, head, aggregates, at_rest);
+            rewrite_head(&records, head);
         }
     }
     *pages = repack(&records, at_rest);
@@ -165,29 +164,17 @@ fn parse(r: &Loose) -> Envelope {
         .unwrap_or_else(|e| panic!("tamper drills need an intact log to start from: {e}"))
 }
 
-fn rewrite_derived(
-    records: &[Loose],
-    head: &mut Head,
-    aggregates: &mut std::collections::HashMap<String, AggregateState>,
-    at_rest: &AtRest,
-) {
-    aggregates.clear();
-    *head = Head::genesis();
-    for r in records {
+/// Points the head at the last of `records`, as a careful attacker would.
+/// Aggregate versions need no rewriting: they live in page metadata, which
+/// [`repack`] derives afresh.
+fn rewrite_head(records: &[Loose], head: &mut Head) {
+    *head = records.last().map_or_else(Head::genesis, |r| {
         let e = parse(r);
-        *head = Head {
+        Head {
             device_seq: e.device_seq,
-            hash: e.hash.clone(),
-        };
-        aggregates.insert(
-            at_rest.index_value(field::AGGREGATE_ID, &e.aggregate_id),
-            at_rest.stored_aggregate(&AggregateState {
-                aggregate_type: e.aggregate_type.clone(),
-                version: e.aggregate_version,
-                last_device_seq: e.device_seq,
-            }),
-        );
-    }
+            hash: e.hash,
+        }
+    });
 }
 
 /// Packs loose records into pages of at most 4 records each, keyed by
@@ -343,11 +330,27 @@ mod tests {
     }
 
     #[test]
-    fn a_stale_aggregate_index_is_caught() {
+    fn a_stale_aggregate_head_is_caught() {
         let mut store = valid_log();
-        store.raw_mut().aggregates.get_mut("d-1").unwrap().version = 99;
+        let pages = store.raw_mut().pages;
+        let (&first, page) = pages.iter_mut().last().unwrap();
+        let heads = page.meta.aggregate_heads.as_mut().unwrap();
+        heads[0].1.version = 99;
         let b = store.verify().first_break.unwrap();
         assert_eq!(b.reason, BreakReason::IndexMismatch);
+        assert_eq!(b.device_seq, first);
+    }
+
+    #[test]
+    fn a_page_stripped_of_its_aggregate_heads_is_caught() {
+        let mut store = valid_log();
+        let pages = store.raw_mut().pages;
+        let (&first, page) = pages.iter_mut().last().unwrap();
+        page.meta.aggregate_heads = None;
+        let b = store.verify().first_break.unwrap();
+        assert_eq!(b.reason, BreakReason::IndexMismatch);
+        assert_eq!(b.device_seq, first);
+        assert!(b.message.contains("aggregate_heads"), "{}", b.message);
     }
 
     #[test]

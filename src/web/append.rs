@@ -1,12 +1,13 @@
 //! The append transaction: read the head and the aggregates involved, seal
-//! synchronously, write pages and derived records, and wait for the commit.
+//! synchronously, write the pages and the head, and wait for the commit.
 //!
 //! Head read and event write share one readwrite transaction, so two tabs
 //! or workers appending at once are serialized by IndexedDB and can neither
 //! fork the chain nor reuse a `device_seq`.
 
+use super::aggregate_head::AggregateRead;
 use super::idb::layout::{
-    self, AGGREGATES, ALL_STORES, IDEMPOTENCY, META, META_HEAD_KEY, META_KEYRING_KEY, PAGES,
+    self, ALL_STORES, IDEMPOTENCY, META, META_HEAD_KEY, META_KEYRING_KEY, PAGES,
 };
 use super::idb::txn::{fire, pending, Txn};
 use super::platform::{BrowserClock, BrowserEntropy};
@@ -76,7 +77,6 @@ async fn read_seal_write(
     let cache = owned_cache.as_ref();
     let meta = txn.store(META)?;
     let pages = txn.store(PAGES)?;
-    let aggregates = txn.store(AGGREGATES)?;
     let idempotency = txn.store(IDEMPOTENCY)?;
     let key = |f: &str, v: &str| JsValue::from_str(&at_rest.index_value(f, v));
 
@@ -99,7 +99,11 @@ async fn read_seal_write(
                 stored_aggregates.insert(id, known.clone());
             }
             None => {
-                aggregate_reads.push((pending(aggregates.get(&key(field::AGGREGATE_ID, &id)))?, id))
+                let stored_id = at_rest.index_value(field::AGGREGATE_ID, &id);
+                aggregate_reads.push((
+                    AggregateRead::issue(txn, &stored_id, store.has_legacy_aggregates)?,
+                    id,
+                ))
             }
         }
     }
@@ -129,7 +133,7 @@ async fn read_seal_write(
         None => AtRest::Plain,
     };
     for (read, id) in aggregate_reads {
-        stored_aggregates.insert(id, layout::aggregate_from_js(&read.result().await?)?);
+        stored_aggregates.insert(id, read.result().await?);
     }
     for (read, key) in key_reads {
         stored_keys.insert(key, layout::idempotency_from_js(&read.result().await?)?);
@@ -157,13 +161,10 @@ async fn read_seal_write(
             &layout::head_to_js(&sealed.head, at_rest.head_mac(&sealed.head).as_deref()),
             &JsValue::from_str(META_HEAD_KEY),
         ))?;
+        // The pages carry the aggregates' new versions (`aggregate_heads`):
+        // nothing more to write for them.
         for (id, state) in &sealed.aggregates {
-            let stored = at_rest.stored_aggregate(state);
-            fire(aggregates.put_with_key(
-                &layout::aggregate_to_js(&stored),
-                &key(field::AGGREGATE_ID, id),
-            ))?;
-            written_aggregates.push((id.clone(), stored));
+            written_aggregates.push((id.clone(), at_rest.stored_aggregate(state)));
         }
         for (k, entry) in &sealed.idempotency {
             let stored = at_rest.stored_idempotency(entry);

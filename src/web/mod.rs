@@ -1,6 +1,7 @@
 //! The browser layer: IndexedDB storage, group commit, JavaScript value
 //! conversion and the exported API. Only this module knows `JsValue`.
 
+mod aggregate_head;
 mod api;
 mod append;
 mod encryption;

@@ -2,8 +2,8 @@
 //! batches so that a log of any size streams through bounded memory.
 
 use super::idb::layout::{
-    self, AGGREGATES, BY_AGGREGATE_ID, BY_AGGREGATE_TYPE, BY_EVENT_TYPE, BY_TIME_BUCKET, META,
-    META_HEAD_KEY, PAGES,
+    self, BY_AGGREGATE_ID, BY_AGGREGATE_TYPE, BY_EVENT_TYPE, BY_TIME_BUCKET, META, META_HEAD_KEY,
+    PAGES,
 };
 use super::idb::txn::{pending, request, Txn};
 use super::store::IdbStore;
@@ -374,19 +374,17 @@ impl IdbStore {
             .ok_or_else(missing)
     }
 
-    /// An aggregate's version and events, read in one transaction so the
-    /// two agree.
+    /// An aggregate's version and events. The version is its last event's,
+    /// so the two always agree.
     pub(crate) async fn aggregate(&self, aggregate_id: &str) -> Result<(u64, Vec<Record>)> {
         let at_rest = self.at_rest_for(None).await?;
         let stored_id = JsValue::from_str(&at_rest.index_value(field::AGGREGATE_ID, aggregate_id));
-        let txn = Txn::begin(self.db()?, &[AGGREGATES, PAGES], false, self.durability)?;
-        let state = pending(txn.store(AGGREGATES)?.get(&stored_id))?;
+        let txn = Txn::begin(self.db()?, &[PAGES], false, self.durability)?;
         let index = txn
             .store(PAGES)?
             .index(BY_AGGREGATE_ID)
             .map_err(super::idb::errors::from_dom)?;
         let pages = pending(index.get_all_with_key(&stored_id))?;
-        let version = layout::aggregate_from_js(&state.result().await?)?.map_or(0, |a| a.version);
         let pages: Array = pages.result().await?.unchecked_into();
         let mut events = Vec::new();
         for page in pages.iter() {
@@ -396,6 +394,6 @@ impl IdbStore {
                 at_rest.read_checked_where(first, &bytes, |e| e.aggregate_id == aggregate_id)?,
             );
         }
-        Ok((version, events))
+        Ok((crate::record::version_of(&events), events))
     }
 }

@@ -2,7 +2,8 @@
 
 use super::group_commit::GroupCommit;
 use super::idb::layout::{
-    self, StoreKind, META, META_HEAD_KEY, META_KEYRING_KEY, META_KEYS_KEY, META_STORE_KEY,
+    self, StoreKind, AGGREGATES, META, META_HEAD_KEY, META_KEYRING_KEY, META_KEYS_KEY,
+    META_STORE_KEY,
 };
 use super::idb::open;
 use super::idb::txn::{fire, pending, request, Durability, Txn};
@@ -36,6 +37,10 @@ pub(crate) struct IdbStore {
     pub(crate) sync: super::sync::run::SyncHandle,
     /// `Some(blind_indexes)` for encrypted stores.
     pub(crate) blind_indexes: Option<bool>,
+    /// Whether the `aggregates` object store held records when the store
+    /// was opened: only stores upgraded from before layout 3 have any, and
+    /// nothing adds them since, so appends to others never look there.
+    pub(crate) has_legacy_aggregates: bool,
     db: IdbDatabase,
     closed: Rc<RefCell<Option<Error>>>,
     on_version_change: RefCell<Option<Closure<dyn FnMut()>>>,
@@ -48,13 +53,14 @@ impl IdbStore {
         credential: Option<Credential>,
     ) -> Result<Rc<IdbStore>> {
         let db = open::open(&options.name, options.user_id.is_some()).await?;
-        let (identity, at_rest, session) = match load_or_create(&db, &options, credential).await {
-            Ok(loaded) => loaded,
-            Err(e) => {
-                db.close();
-                return Err(e);
-            }
-        };
+        let (identity, at_rest, session, legacy) =
+            match load_or_create(&db, &options, credential).await {
+                Ok(loaded) => loaded,
+                Err(e) => {
+                    db.close();
+                    return Err(e);
+                }
+            };
         let blind_indexes = match &at_rest {
             AtRest::Sealed(s) => Some(s.blind_indexes),
             AtRest::Plain => None,
@@ -71,6 +77,7 @@ impl IdbStore {
             keys,
             sync: Default::default(),
             blind_indexes,
+            has_legacy_aggregates: legacy,
             db,
             closed: Rc::default(),
             on_version_change: RefCell::new(None),
@@ -177,13 +184,13 @@ async fn load_or_create(
     db: &IdbDatabase,
     options: &OpenOptions,
     credential: Option<Credential>,
-) -> Result<(Identity, AtRest, Option<JsValue>)> {
+) -> Result<(Identity, AtRest, Option<JsValue>, bool)> {
     for _ in 0..2 {
-        if let Some((identity, kind)) = read_identity(db).await? {
+        if let Some((identity, kind, legacy)) = read_identity(db).await? {
             let identity = check_owner(identity, options)?;
             let (at_rest, session) =
                 open_existing(db, options, &identity, kind, credential).await?;
-            return Ok((identity, at_rest, session));
+            return Ok((identity, at_rest, session, legacy));
         }
         let Some(user_id) = options.user_id.as_deref() else {
             return Err(open::not_created(&options.name));
@@ -265,7 +272,7 @@ async fn load_or_create(
             put_ring(&meta, &s.keys, &s.ring)?;
         }
         match txn.commit().await {
-            Ok(()) => return Ok((identity, at_rest, session)),
+            Ok(()) => return Ok((identity, at_rest, session, false)),
             // Another context created it first: read theirs.
             Err(e) if e.code == ErrorCode::Storage => continue,
             Err(e) => return Err(e),
@@ -276,13 +283,19 @@ async fn load_or_create(
     ))
 }
 
-async fn read_identity(db: &IdbDatabase) -> Result<Option<(Identity, StoreKind)>> {
-    let txn = Txn::begin(db, &[META], false, Durability::Strict)?;
-    let existing = request(txn.store(META)?.get(&JsValue::from_str(META_STORE_KEY))).await?;
+/// The store's identity and kind, and whether it has `aggregates` records
+/// from before layout 3.
+async fn read_identity(db: &IdbDatabase) -> Result<Option<(Identity, StoreKind, bool)>> {
+    let txn = Txn::begin(db, &[META, AGGREGATES], false, Durability::Strict)?;
+    let existing = pending(txn.store(META)?.get(&JsValue::from_str(META_STORE_KEY)))?;
+    let legacy = pending(txn.store(AGGREGATES)?.count())?;
+    let existing = existing.result().await?;
+    let legacy = legacy.result().await?.as_f64().is_some_and(|n| n > 0.0);
     if existing.is_undefined() {
         return Ok(None);
     }
-    layout::identity_from_js(&existing).map(Some)
+    let (identity, kind) = layout::identity_from_js(&existing)?;
+    Ok(Some((identity, kind, legacy)))
 }
 
 async fn open_existing(

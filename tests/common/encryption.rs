@@ -22,7 +22,7 @@ async fn fresh_encrypted(name: &str, extra: &str) -> Store {
 }
 
 async fn raw_get(db: &str, store: &str, key: JsValue) -> JsValue {
-    let rexie = Rexie::builder(db).version(2).build().await.unwrap();
+    let rexie = Rexie::builder(db).version(3).build().await.unwrap();
     let tx = rexie
         .transaction(&[store], TransactionMode::ReadOnly)
         .unwrap();
@@ -33,7 +33,7 @@ async fn raw_get(db: &str, store: &str, key: JsValue) -> JsValue {
 }
 
 async fn raw_put(db: &str, store: &str, key: JsValue, value: &JsValue) {
-    let rexie = Rexie::builder(db).version(2).build().await.unwrap();
+    let rexie = Rexie::builder(db).version(3).build().await.unwrap();
     let tx = rexie
         .transaction(&[store], TransactionMode::ReadWrite)
         .unwrap();

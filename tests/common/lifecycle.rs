@@ -25,7 +25,7 @@ async fn a_newer_version_of_the_app_closes_the_store_gracefully() {
     // A newer app version opens the database at a higher version. Our
     // connection must step aside instead of blocking it.
     let newer = Rexie::builder("annal:life-upgrade")
-        .version(3)
+        .version(4)
         .build()
         .await
         .unwrap();

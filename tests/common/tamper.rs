@@ -8,7 +8,7 @@ use wasm_bindgen_test::wasm_bindgen_test;
 
 /// Flips one byte, `from_end` bytes before the end, of the first page.
 async fn flip_byte_of_first_page(db_name: &str, from_end: u32) {
-    let rexie = Rexie::builder(db_name).version(2).build().await.unwrap();
+    let rexie = Rexie::builder(db_name).version(3).build().await.unwrap();
     let tx = rexie
         .transaction(&["pages"], TransactionMode::ReadWrite)
         .unwrap();

@@ -336,6 +336,7 @@ describe("encryption at rest", () => {
         encryption: dump.stores.meta.values[dump.stores.meta.keys.indexOf("store")].encryption,
         pageIds: dump.stores.pages.values.map((p) => p.aggregate_ids),
         aggregateKeys: dump.stores.aggregates.keys,
+        headIds: dump.stores.pages.values.map((p) => p.aggregate_heads.map((head) => head[0])),
         payloadHits: (await h.findMarkers(dump.stores.pages.values.map((p) => p.records), [markers.payload])).hits,
         blindIndexes: keys.blindIndexes,
       };
@@ -348,7 +349,8 @@ describe("encryption at rest", () => {
     assert.equal(r.blindIndexes, false);
     assert.equal(r.byAggregate, 4);
     assert.deepEqual(r.pageIds, Array(4).fill([MARKERS.aggregateId]));
-    assert.deepEqual(r.aggregateKeys, [MARKERS.aggregateId]);
+    assert.deepEqual(r.aggregateKeys, [], "layout 3 keeps aggregate versions in page metadata");
+    assert.deepEqual(r.headIds, [[MARKERS.aggregateId], [MARKERS.aggregateId], [MARKERS.aggregateId], [MARKERS.aggregateId]]);
     assert.deepEqual(r.payloadHits, []);
     assert.equal(r.verdict.reason, "HASH_MISMATCH", r.verdict.message);
     assert.equal(r.verdict.firstBadSeq, 2);
@@ -737,12 +739,19 @@ describe("encryption at rest", () => {
       for (const p of pages) {
         const plain = await keys.openPage(p.records);
         const envs = plain.map((x) => testing.parseEnvelope(x.envelope));
+        const last = new Map(envs.map((e) => [e.aggregate_id, e]));
+        const heads = [];
+        for (const e of last.values()) {
+          heads.push([await keys.blind("aggregate_id", e.aggregate_id), e.aggregate_version, await keys.blind("aggregate_type", e.aggregate_type), e.device_seq]);
+        }
+        heads.sort((a, b) => (a[0] < b[0] ? -1 : 1));
         blindPages.push(
-          JSON.stringify([p.aggregate_ids, p.aggregate_types, p.event_types]) ===
+          JSON.stringify([p.aggregate_ids, p.aggregate_types, p.event_types, p.aggregate_heads]) ===
             JSON.stringify([
               await expectBlind("aggregate_id", envs.map((e) => e.aggregate_id)),
               await expectBlind("aggregate_type", envs.map((e) => e.aggregate_type)),
               await expectBlind("event_type", envs.map((e) => e.event_type)),
+              heads,
             ]),
         );
       }
@@ -762,7 +771,6 @@ describe("encryption at rest", () => {
         info,
         blindPages,
         aggregatesKeys,
-        expectedAggregateKeys: (await Promise.all(["patient-Müller", "patient-0", "patient-1", "patient-2"].map((id) => keys.blind("aggregate_id", id)))).sort(),
         idemKeys,
         expectedIdemKey: await keys.blind("idempotency_key", "k-1"),
         slots: meta.keys.slots.map((x) => ({ kind: x.kind, iv: x.iv.length, wrapped: x.wrapped.length })),
@@ -798,7 +806,7 @@ describe("encryption at rest", () => {
     });
     assert.equal(r.info.current, r.ring.current);
     assert.ok(r.blindPages.length >= 3 && r.blindPages.every(Boolean), `page metadata is blinded as §8.4.3 says: ${r.blindPages}`);
-    assert.deepEqual([...r.aggregatesKeys].sort(), r.expectedAggregateKeys);
+    assert.deepEqual(r.aggregatesKeys, [], "layout 3 writes no aggregates records");
     assert.deepEqual(r.idemKeys, [r.expectedIdemKey]);
     assert.equal(r.wrongKek.threw, true);
   });

@@ -25,6 +25,12 @@ export interface StoredPage {
   aggregate_types: string[];
   event_types: string[];
   time_buckets: number[];
+  /**
+   * `[aggregate_id, version, aggregate_type, last_device_seq]` for each
+   * aggregate of the page, as its last event there leaves it, sorted by id
+   * (layout 3; absent on pages written before it).
+   */
+  aggregate_heads?: [string, number, string, number][];
   records: Uint8Array;
 }
 
@@ -144,8 +150,27 @@ export function pageOf(records: LooseRecord[]): StoredPage {
     aggregate_types: distinct(envelopes.map((e) => String(e.aggregate_type))),
     event_types: distinct(envelopes.map((e) => String(e.event_type))),
     time_buckets: buckets.sort((a, b) => a - b),
+    aggregate_heads: headsOf(envelopes, (id) => id, (type) => type),
     records: encodePage(records),
   };
+}
+
+/** `aggregate_heads` of a page's envelopes, ids and types stored as `id` and `type` say. */
+function headsOf(
+  envelopes: Envelope[],
+  id: (v: string) => string,
+  type: (v: string) => string,
+): [string, number, string, number][] {
+  const last = new Map<string, Envelope>();
+  for (const e of envelopes) last.set(String(e.aggregate_id), e);
+  return [...last.values()]
+    .map((e): [string, number, string, number] => [
+      id(String(e.aggregate_id)),
+      Number(e.aggregate_version),
+      type(String(e.aggregate_type)),
+      Number(e.device_seq),
+    ])
+    .sort((a, b) => byUtf8(a[0], b[0]));
 }
 
 // ---------------------------------------------------------------------------
@@ -475,11 +500,19 @@ export async function deriveStoreKeys(
         [...new Set(await Promise.all(values.map((v) => indexValue(field, v))))].sort(byUtf8);
       const sealed: SealedRecord[] = [];
       for (let i = 0; i < records.length; i++) sealed.push(await keys.seal(records[i]!, keyIds[i]));
+      // Blind values first: headsOf maps synchronously.
+      const envelopes = records.map((r) => parseEnvelope(r.envelope));
+      const blinded = new Map<string, string>();
+      for (const e of envelopes) {
+        blinded.set(`i${e.aggregate_id}`, await indexValue("aggregate_id", String(e.aggregate_id)));
+        blinded.set(`t${e.aggregate_type}`, await indexValue("aggregate_type", String(e.aggregate_type)));
+      }
       return {
         ...clear,
         aggregate_ids: await blindAll("aggregate_id", clear.aggregate_ids),
         aggregate_types: await blindAll("aggregate_type", clear.aggregate_types),
         event_types: await blindAll("event_type", clear.event_types),
+        aggregate_heads: headsOf(envelopes, (id) => blinded.get(`i${id}`)!, (type) => blinded.get(`t${type}`)!),
         records: encodeSealedPage(sealed),
       };
     },

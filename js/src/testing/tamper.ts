@@ -227,16 +227,12 @@ async function edit(input: Editable[], mutation: Mutation, name: string): Promis
   return { records, rewriteDerived };
 }
 
-/** The latest state of every aggregate and the head, as the records say. */
-function derived(records: LooseRecord[]): { head: { device_seq: number; hash: string }; latest: Map<string, Envelope> } {
-  let head = { device_seq: 0, hash: "0".repeat(64) };
-  const latest = new Map<string, Envelope>();
-  for (const r of records) {
-    const e = parseEnvelope(r.envelope);
-    head = { device_seq: Number(e.device_seq), hash: String(e.hash) };
-    latest.set(String(e.aggregate_id), e);
-  }
-  return { head, latest };
+/** The head the records end at. */
+function headOf(records: LooseRecord[]): { device_seq: number; hash: string } {
+  const last = records[records.length - 1];
+  if (!last) return { device_seq: 0, hash: "0".repeat(64) };
+  const e = parseEnvelope(last.envelope);
+  return { device_seq: Number(e.device_seq), hash: String(e.hash) };
 }
 
 /**
@@ -252,13 +248,10 @@ async function writeBack(db: IDBDatabase, records: LooseRecord[], rewriteDerived
     pages.add({ ...pageOf(records.slice(i, i + 4)), first_device_seq: i + 1 });
   }
   if (rewriteDerived) {
-    const aggregates = tx.objectStore("aggregates");
-    aggregates.clear();
-    const { head, latest } = derived(records);
-    for (const [id, e] of latest) {
-      aggregates.put({ aggregate_type: e.aggregate_type, version: e.aggregate_version, last_device_seq: e.device_seq }, id);
-    }
-    tx.objectStore("meta").put(head, "head");
+    // Every page now carries aggregate_heads: records from before layout 3
+    // would describe pages that are gone.
+    tx.objectStore("aggregates").clear();
+    tx.objectStore("meta").put(headOf(records), "head");
   }
   await committed(tx);
 }
@@ -282,21 +275,9 @@ async function writeBackSealed(
     const chunk = records.slice(i, i + 4);
     values.push({ ...(await keys.pageOf(chunk, chunk.map((r) => r.keyId))), first_device_seq: i + 1 });
   }
-  const aggregateEntries: [string, unknown][] = [];
   let head: SealedHead | undefined;
   if (rewriteDerived) {
-    const d = derived(records);
-    for (const [id, e] of d.latest) {
-      aggregateEntries.push([
-        await keys.indexValue("aggregate_id", id),
-        {
-          aggregate_type: await keys.indexValue("aggregate_type", String(e.aggregate_type)),
-          version: e.aggregate_version,
-          last_device_seq: e.device_seq,
-        },
-      ]);
-    }
-    head = { ...d.head };
+    head = headOf(records);
     if (oldHead?.mac !== undefined) head.mac = oldHead.mac;
   }
   const tx = db.transaction(["pages", "meta", "aggregates"], "readwrite");
@@ -304,9 +285,7 @@ async function writeBackSealed(
   pages.clear();
   for (const v of values) pages.add(v);
   if (head) {
-    const aggregates = tx.objectStore("aggregates");
-    aggregates.clear();
-    for (const [id, value] of aggregateEntries) aggregates.put(value, id);
+    tx.objectStore("aggregates").clear();
     tx.objectStore("meta").put(head, "head");
   }
   await committed(tx);

@@ -11,7 +11,7 @@ use wasm_bindgen::{JsCast, JsValue};
 /// with an app's own databases.
 pub(crate) const DB_PREFIX: &str = "annal:";
 /// The IndexedDB version of this layout. Raised by each migration.
-pub(crate) const LAYOUT_VERSION: u32 = 2;
+pub(crate) const LAYOUT_VERSION: u32 = 3;
 
 pub(crate) const META: &str = "meta";
 pub(crate) const PAGES: &str = "pages";
@@ -41,6 +41,9 @@ pub(crate) const BY_AGGREGATE_ID: &str = "by_aggregate_id";
 pub(crate) const BY_AGGREGATE_TYPE: &str = "by_aggregate_type";
 pub(crate) const BY_EVENT_TYPE: &str = "by_event_type";
 pub(crate) const BY_TIME_BUCKET: &str = "by_time_bucket";
+/// Layout 3: multi-entry over `aggregate_heads`, keys
+/// `[aggregate_id, version, aggregate_type, last_device_seq]`.
+pub(crate) const BY_AGGREGATE_HEAD: &str = "by_aggregate_head";
 
 fn set(obj: &Object, key: &str, value: &JsValue) {
     // Setting a property on a fresh plain object cannot fail.
@@ -216,6 +219,13 @@ pub(crate) fn page_to_js(page: &Page) -> JsValue {
         .map(|b| JsValue::from(*b as f64))
         .collect();
     set(&o, "time_buckets", &buckets);
+    if let Some(heads) = &m.aggregate_heads {
+        let heads: Array = heads
+            .iter()
+            .map(|(id, a)| aggregate_head_key(id, a))
+            .collect();
+        set(&o, "aggregate_heads", &heads);
+    }
     set(&o, "records", &Uint8Array::from(page.records.as_slice()));
     o.into()
 }
@@ -256,24 +266,60 @@ pub(crate) fn page_from_js(v: &JsValue) -> Result<Page> {
             aggregate_types: get_strings(v, "page", "aggregate_types")?,
             event_types: get_strings(v, "page", "event_types")?,
             time_buckets,
+            aggregate_heads: match get(v, "aggregate_heads") {
+                None => None,
+                Some(list) => Some(
+                    list.dyn_ref::<Array>()
+                        .ok_or_else(|| corrupt("page", "aggregate_heads"))?
+                        .iter()
+                        .map(|key| aggregate_head_from_key(&key))
+                        .collect::<Result<_>>()?,
+                ),
+            },
         },
         records: page_records_from_js(v)?,
     })
 }
 
-/// An `aggregates` record.
-pub(crate) fn aggregate_to_js(a: &AggregateState) -> JsValue {
-    let o = Object::new();
-    set(&o, "aggregate_type", &JsValue::from_str(&a.aggregate_type));
-    set(&o, "version", &JsValue::from(a.version as f64));
-    set(
-        &o,
-        "last_device_seq",
-        &JsValue::from(a.last_device_seq as f64),
-    );
-    o.into()
+/// One `aggregate_heads` entry, which is also its `by_aggregate_head` key:
+/// `[aggregate_id, version, aggregate_type, last_device_seq]`.
+fn aggregate_head_key(id: &str, a: &AggregateState) -> JsValue {
+    let key = Array::new();
+    key.push(&JsValue::from_str(id));
+    key.push(&JsValue::from(a.version as f64));
+    key.push(&JsValue::from_str(&a.aggregate_type));
+    key.push(&JsValue::from(a.last_device_seq as f64));
+    key.into()
 }
 
+/// An `aggregate_heads` entry or `by_aggregate_head` key, read back.
+pub(crate) fn aggregate_head_from_key(key: &JsValue) -> Result<(String, AggregateState)> {
+    let bad = || corrupt("page", "aggregate_heads");
+    let key: &Array = key.dyn_ref().ok_or_else(bad)?;
+    let count = |v: JsValue| v.as_f64().and_then(crate::payload::safe_count_f64);
+    if key.length() != 4 {
+        return Err(bad());
+    }
+    Ok((
+        key.get(0).as_string().ok_or_else(bad)?,
+        AggregateState {
+            version: count(key.get(1)).ok_or_else(bad)?,
+            aggregate_type: key.get(2).as_string().ok_or_else(bad)?,
+            last_device_seq: count(key.get(3)).ok_or_else(bad)?,
+        },
+    ))
+}
+
+/// The `by_aggregate_head` keys of aggregate `stored_id`, all of them:
+/// from `[id]` (below every longer key starting with it) to `[id, []]`
+/// (above them, since an array sorts after every number).
+pub(crate) fn aggregate_head_range(stored_id: &str) -> Result<web_sys::IdbKeyRange> {
+    let lower = Array::of1(&JsValue::from_str(stored_id));
+    let upper = Array::of2(&JsValue::from_str(stored_id), &Array::new());
+    web_sys::IdbKeyRange::bound(&lower, &upper).map_err(super::errors::from_dom)
+}
+
+/// An `aggregates` record (written before layout 3).
 pub(crate) fn aggregate_from_js(v: &JsValue) -> Result<Option<AggregateState>> {
     if v.is_undefined() || v.is_null() {
         return Ok(None);

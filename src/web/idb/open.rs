@@ -56,7 +56,12 @@ pub(crate) async fn open(name: &str, create: bool) -> Result<IdbDatabase> {
                     let _ = tx.abort();
                     return Err(not_created(&name));
                 }
-                migrations::upgrade(&db, event.old_version() as u32).inspect_err(|_| {
+                // Someone else's database under our name: leave it as it was.
+                if let Some(missing) = missing_store(&db).filter(|_| event.old_version() > 0.0) {
+                    let _ = tx.abort();
+                    return Err(foreign(&db_name(&name), missing));
+                }
+                migrations::upgrade(&db, &tx, event.old_version() as u32).inspect_err(|_| {
                     let _ = tx.abort();
                 })
             })();
@@ -79,18 +84,28 @@ pub(crate) async fn open(name: &str, create: bool) -> Result<IdbDatabase> {
         Err(e) if e.code == ErrorCode::Schema => return Err(newer_layout(&full).await),
         Err(e) => return Err(e),
     };
-    let names = db.object_store_names();
-    if let Some(missing) = ALL_STORES.iter().find(|s| !names.contains(s)) {
+    if let Some(missing) = missing_store(&db) {
         db.close();
-        return Err(Error::new(
-            ErrorCode::Schema,
-            format!(
-                "database {full:?} exists but is not an annal store (it has no {missing:?} object store); \
-                 choose another store name"
-            ),
-        ));
+        return Err(foreign(&full, missing));
     }
     Ok(db)
+}
+
+/// The first object store of layout 1 that `db` lacks.
+fn missing_store(db: &IdbDatabase) -> Option<&'static str> {
+    let names = db.object_store_names();
+    ALL_STORES.into_iter().find(|s| !names.contains(s))
+}
+
+/// The error for a database of that name that is not an annal store.
+fn foreign(full: &str, missing: &str) -> Error {
+    Error::new(
+        ErrorCode::Schema,
+        format!(
+            "database {full:?} exists but is not an annal store (it has no {missing:?} object store); \
+             choose another store name"
+        ),
+    )
 }
 
 /// The error for opening a store that does not exist without what creates it.
