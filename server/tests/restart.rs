@@ -482,17 +482,25 @@ async fn kill_during_push(
         .unwrap();
         blocker = Some(c);
     }
+    // The SQLite probe connects before the push is sent: on a loaded
+    // machine, connecting afterwards could take longer than the push.
+    let mut sqlite_probe = match (point, &pg) {
+        (KillPoint::InTransaction, None) => {
+            let options = SqliteConnectOptions::new()
+                .filename(server.dir.join("annal.db"))
+                .busy_timeout(Duration::ZERO);
+            Some(SqliteConnection::connect_with(&options).await.unwrap())
+        }
+        _ => None,
+    };
     let mut socket = tokio::net::TcpStream::connect(server.addr).await.unwrap();
     socket.write_all(&request).await.unwrap();
     match (point, pg) {
         (KillPoint::RequestSent, _) => {}
         (KillPoint::InTransaction, None) => {
-            let options = SqliteConnectOptions::new()
-                .filename(server.dir.join("annal.db"))
-                .busy_timeout(Duration::ZERO);
-            let mut probe = SqliteConnection::connect_with(&options).await.unwrap();
+            let probe = sqlite_probe.as_mut().expect("connected above");
             let p = Patience::new("the push to take the SQLite write lock");
-            while !sqlite_writer_busy(&mut probe).await {
+            while !sqlite_writer_busy(probe).await {
                 p.again().await;
             }
         }
