@@ -11,7 +11,7 @@ use crate::crypto::sealed::{self, OpenFault};
 use crate::entropy::Entropy;
 use crate::envelope::Envelope;
 use crate::error::{Error, Result};
-use crate::page::{self, Page, PageMeta, TARGET_PAGE_BYTES};
+use crate::page::{self, Page, PageMeta};
 use crate::record::Record;
 use crate::seal::{TxnView, Unit};
 use crate::state::{AggregateState, Head, IdempotencyEntry};
@@ -146,24 +146,32 @@ impl AtRest {
             return page::pack(records);
         };
         let key = s.keys.data_key(s.ring.current);
-        let mut pages = Vec::new();
-        let mut start = 0;
         let mut bytes = Vec::new();
+        let mut ends = Vec::with_capacity(records.len());
         let mut plain = Vec::new();
-        for (i, record) in records.iter().enumerate() {
+        for record in records {
             plain.clear();
             page::encode_record(&mut plain, record);
             s.seal_record(&mut bytes, &key, &record.envelope, &plain, entropy);
-            if bytes.len() >= TARGET_PAGE_BYTES || i + 1 == records.len() {
-                pages.push(Page {
-                    meta: self.meta_of(records[start..=i].iter().map(|r| &r.envelope)),
-                    records: std::mem::take(&mut bytes),
-                });
-                start = i + 1;
-            }
+            ends.push(bytes.len());
         }
         zeroize::Zeroize::zeroize(&mut plain);
-        pages
+        self.assemble(records, &ends, &bytes)
+    }
+
+    /// Pages from stored records encoded one after another into `bytes`,
+    /// record `i` ending at `ends[i]` (see [`page::assemble`]).
+    pub fn assemble(&self, records: &[Record], ends: &[usize], bytes: &[u8]) -> Vec<Page> {
+        page::assemble(
+            records,
+            ends,
+            bytes,
+            |f, v| match self.blind() {
+                Some(_) => 2 * crate::crypto::blind::BLIND_LEN,
+                None => page::clear_len(f, v),
+            },
+            |page| self.meta_of(page.iter().map(|r| &r.envelope)),
+        )
     }
 
     /// Opens stored page bytes into plaintext records, as far as they open.
@@ -355,13 +363,13 @@ impl AtRest {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use crate::crypto::keys::MasterKey;
     use crate::draft::Draft;
     use crate::entropy::SeededEntropy;
 
-    fn sealed(blind: bool) -> AtRest {
+    pub(crate) fn sealed(blind: bool) -> AtRest {
         AtRest::Sealed(Box::new(SealedAtRest {
             keys: KeySet::new("s-1", MasterKey::from_bytes(&[6; 32]).unwrap()),
             blind_indexes: blind,

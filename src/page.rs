@@ -12,9 +12,11 @@ use crate::record::Record;
 use crate::state::AggregateState;
 use crate::timestamp;
 
-/// Pages are cut once they pass this many bytes, so a page of ordinary
-/// events stays below Chromium's 64 KiB threshold for spilling values into
-/// separate blob files. A single larger event gets a page of its own.
+/// Pages are cut before their stored value (records and index metadata)
+/// would pass this many bytes, so a page of ordinary events stays below
+/// Chromium's 64 KiB threshold for spilling values into separate blob
+/// files, with room for the structured-clone framing. A single larger event
+/// gets a page of its own.
 pub const TARGET_PAGE_BYTES: usize = 60 * 1024;
 /// Width of a `time_buckets` entry: one minute.
 pub const TIME_BUCKET_MS: i64 = 60_000;
@@ -94,23 +96,123 @@ pub fn encode_raw(out: &mut Vec<u8>, envelope: &[u8], salt: &[u8; SALT_LEN], pay
     out.extend_from_slice(payload);
 }
 
+/// Where a commit's records (in `device_seq` order) are cut into pages:
+/// one range of indexes per page. A page is cut before a record would take
+/// its stored value past [`TARGET_PAGE_BYTES`]: the records, `record_lens[i]`
+/// bytes each, plus an estimate of the index metadata they bring, where
+/// `stored_len(field, value)` is how long a metadata value is as stored
+/// (blinded values have one length whatever they blind).
+pub fn page_ranges(
+    records: &[Record],
+    record_lens: &[usize],
+    stored_len: impl Fn(&str, &str) -> usize,
+) -> Vec<std::ops::Range<usize>> {
+    use crate::crypto::blind::field;
+    use std::collections::HashSet;
+    // Member names, the two device_seqs and framing; generous.
+    const PAGE_OVERHEAD: usize = 256;
+    // Per array entry, and the two numbers of an `aggregate_heads` entry.
+    const PER_ENTRY: usize = 24;
+    let mut ranges = Vec::new();
+    let mut start = 0;
+    let mut size = PAGE_OVERHEAD;
+    let mut ids: HashSet<&str> = HashSet::new();
+    let mut types: HashSet<&str> = HashSet::new();
+    let mut event_types: HashSet<&str> = HashSet::new();
+    let mut buckets: HashSet<i64> = HashSet::new();
+    for (i, record) in records.iter().enumerate() {
+        let e = &record.envelope;
+        let bucket = timestamp::parse_ms(&e.created_at)
+            .unwrap_or(0)
+            .div_euclid(TIME_BUCKET_MS);
+        let cost = |ids: &HashSet<&str>,
+                    types: &HashSet<&str>,
+                    events: &HashSet<&str>,
+                    buckets: &HashSet<i64>| {
+            let mut n = record_lens[i];
+            if !ids.contains(e.aggregate_id.as_str()) {
+                // In `aggregate_ids`, and in `aggregate_heads` with its type.
+                n += 2 * stored_len(field::AGGREGATE_ID, &e.aggregate_id)
+                    + stored_len(field::AGGREGATE_TYPE, &e.aggregate_type)
+                    + 3 * PER_ENTRY;
+            }
+            if !types.contains(e.aggregate_type.as_str()) {
+                n += stored_len(field::AGGREGATE_TYPE, &e.aggregate_type) + PER_ENTRY;
+            }
+            if !events.contains(e.event_type.as_str()) {
+                n += stored_len(field::EVENT_TYPE, &e.event_type) + PER_ENTRY;
+            }
+            if !buckets.contains(&bucket) {
+                n += PER_ENTRY;
+            }
+            n
+        };
+        let mut added = cost(&ids, &types, &event_types, &buckets);
+        if i > start && size + added > TARGET_PAGE_BYTES {
+            ranges.push(start..i);
+            start = i;
+            size = PAGE_OVERHEAD;
+            for set in [&mut ids, &mut types, &mut event_types] {
+                set.clear();
+            }
+            buckets.clear();
+            added = cost(&ids, &types, &event_types, &buckets);
+        }
+        size += added;
+        ids.insert(&e.aggregate_id);
+        types.insert(&e.aggregate_type);
+        event_types.insert(&e.event_type);
+        buckets.insert(bucket);
+    }
+    if start < records.len() {
+        ranges.push(start..records.len());
+    }
+    ranges
+}
+
+/// How long a metadata value is as a string in a stored value: one byte
+/// per character for ASCII, at most two otherwise (structured clone keeps
+/// strings as Latin-1 or UTF-16).
+pub fn clear_len(_field: &str, value: &str) -> usize {
+    if value.is_ascii() {
+        value.len()
+    } else {
+        2 * value.len()
+    }
+}
+
 /// Splits `records` (already in `device_seq` order) into pages.
 pub fn pack(records: &[Record]) -> Vec<Page> {
-    let mut pages = Vec::new();
-    let mut start = 0;
     let mut bytes = Vec::new();
-    for (i, record) in records.iter().enumerate() {
+    let mut ends = Vec::with_capacity(records.len());
+    for record in records {
         encode_record(&mut bytes, record);
-        if bytes.len() >= TARGET_PAGE_BYTES || i + 1 == records.len() {
-            let envelopes = records[start..=i].iter().map(|r| &r.envelope);
-            pages.push(Page {
-                meta: meta_of(envelopes),
-                records: std::mem::take(&mut bytes),
-            });
-            start = i + 1;
-        }
+        ends.push(bytes.len());
     }
-    pages
+    assemble(records, &ends, &bytes, clear_len, |page| {
+        meta_of(page.iter().map(|r| &r.envelope))
+    })
+}
+
+/// Pages from records encoded one after another into `bytes`, record `i`
+/// ending at `ends[i]`, cut by [`page_ranges`], each with the metadata
+/// `meta` derives from the page's records.
+pub fn assemble(
+    records: &[Record],
+    ends: &[usize],
+    bytes: &[u8],
+    stored_len: impl Fn(&str, &str) -> usize,
+    meta: impl Fn(&[Record]) -> PageMeta,
+) -> Vec<Page> {
+    let start_of = |i: usize| if i == 0 { 0 } else { ends[i - 1] };
+    let lens: Vec<usize> = (0..records.len()).map(|i| ends[i] - start_of(i)).collect();
+    page_ranges(records, &lens, stored_len)
+        .into_iter()
+        .map(|range| Page {
+            records: bytes[start_of(range.start)..ends[range.end - 1]].to_vec(),
+            meta: meta(&records[range]),
+        })
+        .collect()
 }
 
 /// Derives page metadata from the page's envelopes, in order.
@@ -306,6 +408,98 @@ mod tests {
                 store.append(Draft::from_value(&draft).unwrap()).unwrap()
             })
             .collect()
+    }
+
+    /// The stored value of a page, roughly as structured clone lays it out:
+    /// the records, every metadata string and number.
+    fn value_size(page: &Page) -> usize {
+        let m = &page.meta;
+        let strings = |l: &[String]| l.iter().map(|s| clear_len("", s) + 4).sum::<usize>();
+        let heads: usize = m
+            .aggregate_heads
+            .iter()
+            .flatten()
+            .map(|(id, a)| clear_len("", id) + clear_len("", &a.aggregate_type) + 2 * 9 + 8)
+            .sum();
+        page.records.len()
+            + strings(&m.aggregate_ids)
+            + strings(&m.aggregate_types)
+            + strings(&m.event_types)
+            + 9 * m.time_buckets.len()
+            + heads
+            + 128
+    }
+
+    fn batch(
+        n: usize,
+        id: impl Fn(usize) -> String,
+        payload: impl Fn(usize) -> usize,
+    ) -> Vec<Record> {
+        let mut store = MemoryStore::for_tests(crate::at_rest::AtRest::Plain);
+        let drafts = (0..n)
+            .map(|i| {
+                let v = json!({"aggregateType": "diary", "aggregateId": id(i), "eventType": format!("t-{}", i % 10), "payload": {"text": "p".repeat(payload(i))}});
+                Draft::from_value(&v).unwrap()
+            })
+            .collect();
+        store.append_batch(drafts).unwrap()
+    }
+
+    #[test]
+    fn pages_stay_under_the_blob_threshold_with_their_metadata() {
+        let shapes: Vec<(&str, Vec<Record>)> = vec![
+            (
+                "1 KiB events, each its own aggregate",
+                batch(1000, |i| format!("patient-{i}"), |_| 1000),
+            ),
+            (
+                "250-byte ids, small payloads",
+                batch(600, |i| format!("{i}-{}", "é".repeat(120)), |_| 20),
+            ),
+            (
+                "one 100 KiB event among small ones",
+                batch(
+                    50,
+                    |i| format!("p-{}", i % 3),
+                    |i| if i == 20 { 100 * 1024 } else { 500 },
+                ),
+            ),
+        ];
+        for (shape, records) in shapes {
+            for at_rest in [
+                crate::at_rest::AtRest::Plain,
+                crate::at_rest::tests::sealed(true),
+            ] {
+                let pages = at_rest.pack(&records, &SeededEntropy::new(1));
+                let count: usize = pages
+                    .iter()
+                    .map(|p| (p.meta.last_device_seq - p.meta.first_device_seq + 1) as usize)
+                    .sum();
+                assert_eq!(count, records.len(), "{shape}");
+                for page in &pages {
+                    let events = page.meta.last_device_seq - page.meta.first_device_seq + 1;
+                    if events > 1 {
+                        assert!(
+                            value_size(page) <= TARGET_PAGE_BYTES,
+                            "{shape}: a page of {events} events is {} bytes",
+                            value_size(page)
+                        );
+                    } else {
+                        assert!(
+                            page.records.len() > TARGET_PAGE_BYTES / 2 || records.len() == 1,
+                            "{shape}: a page of one small event"
+                        );
+                    }
+                }
+                // Pages are full: two neighbours would not have fitted in one.
+                for pair in pages.windows(2) {
+                    assert!(
+                        value_size(&pair[0]) + value_size(&pair[1]) > TARGET_PAGE_BYTES,
+                        "{shape}: pages cut too early"
+                    );
+                }
+            }
+        }
     }
 
     /// A query checks the events it returns and skips the hash work for the

@@ -11,6 +11,7 @@
 
 pub mod aead;
 pub mod blind;
+pub mod deferred;
 pub mod head_mac;
 pub mod keyring;
 pub mod keys;

@@ -65,7 +65,8 @@ impl std::fmt::Display for OpenFault {
     }
 }
 
-fn aad(store_id: &str, header: &[u8]) -> Vec<u8> {
+/// The AAD of a sealed record with `header` in store `store_id`.
+pub fn aad(store_id: &str, header: &[u8]) -> Vec<u8> {
     let mut aad = Vec::with_capacity(AAD_PREFIX.len() + 3 + store_id.len() + header.len());
     aad.extend_from_slice(AAD_PREFIX.as_bytes());
     aad.push(0);
@@ -87,7 +88,14 @@ pub fn seal(
     nonce: &[u8; NONCE_LEN],
     plain: &[u8],
 ) {
-    let start = out.len();
+    let header = header(key_id, device_seq, event_id);
+    let ciphertext = key.encrypt(nonce, &aad(store_id, &header), plain);
+    frame(out, &header, nonce, &ciphertext);
+}
+
+/// The clear header of a sealed record, from `kind` to the end of `event_id`.
+pub fn header(key_id: u32, device_seq: u64, event_id: &str) -> Vec<u8> {
+    let mut out = Vec::with_capacity(15 + event_id.len());
     out.push(KIND_SEALED);
     out.push(SEALED_VERSION);
     out.extend_from_slice(&key_id.to_le_bytes());
@@ -95,10 +103,21 @@ pub fn seal(
     // Event ids are UUIDs (36 bytes), checked when sealing.
     out.push(event_id.len() as u8);
     out.extend_from_slice(event_id.as_bytes());
-    let ciphertext = key.encrypt(nonce, &aad(store_id, &out[start..]), plain);
+    out
+}
+
+/// Appends a sealed record from its header, nonce and ciphertext ‖ tag.
+pub fn frame(out: &mut Vec<u8>, header: &[u8], nonce: &[u8; NONCE_LEN], ciphertext: &[u8]) {
+    out.extend_from_slice(header);
     out.extend_from_slice(nonce);
     out.extend_from_slice(&(ciphertext.len() as u32).to_le_bytes());
-    out.extend_from_slice(&ciphertext);
+    out.extend_from_slice(ciphertext);
+}
+
+/// How many bytes a sealed record of a `plain_len`-byte plaintext under
+/// `header` takes.
+pub fn framed_len(header: &[u8], plain_len: usize) -> usize {
+    header.len() + NONCE_LEN + 4 + plain_len + TAG_LEN
 }
 
 fn take(bytes: &[u8], n: usize) -> Result<(&[u8], &[u8]), String> {

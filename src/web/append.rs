@@ -11,6 +11,7 @@ use super::idb::layout::{
 };
 use super::idb::txn::{fire, pending, Txn};
 use super::platform::{BrowserClock, BrowserEntropy};
+use super::seal_ahead::{self, Ahead};
 use super::store::{put_ring, ring_from_js, IdbStore};
 use super::write_cache::WriteCache;
 use crate::at_rest::AtRest;
@@ -18,6 +19,7 @@ use crate::crypto::blind::field;
 use crate::error::Result;
 use crate::record::Record;
 use crate::seal::{self, Outcome, Sealed, Unit};
+use crate::state::{AggregateState, IdempotencyEntry};
 use std::collections::HashMap;
 use wasm_bindgen::JsValue;
 
@@ -43,17 +45,24 @@ async fn commit_once(store: &IdbStore, units: &[Unit]) -> Result<Vec<Result<Vec<
     // zeroizes them only after this commit lets go of them.
     let at_rest = store.at_rest()?;
     let cache = store.write_cache.borrow_mut().take();
-    let txn = Txn::begin(store.db()?, &ALL_STORES, true, store.durability)?;
-    let (sealed, learned) = match read_seal_write(store, &at_rest, &txn, units, cache).await {
-        Ok(done) => done,
-        Err(e) => {
-            // Never let a half-issued set of writes auto-commit.
-            txn.abort();
-            return Err(e);
+    let sealed = match seal_ahead::commit(store, &at_rest, units, cache).await? {
+        Ahead::Committed(sealed) => sealed,
+        Ahead::Declined(cache) => {
+            let txn = Txn::begin(store.db()?, &ALL_STORES, true, store.durability)?;
+            let (sealed, learned) = match read_seal_write(store, &at_rest, &txn, units, cache).await
+            {
+                Ok(done) => done,
+                Err(e) => {
+                    // Never let a half-issued set of writes auto-commit.
+                    txn.abort();
+                    return Err(e);
+                }
+            };
+            txn.commit_now().await?;
+            *store.write_cache.borrow_mut() = Some(learned);
+            sealed
         }
     };
-    txn.commit_now().await?;
-    *store.write_cache.borrow_mut() = Some(learned);
 
     // Committed: from here on, failures belong to single units only.
     let mut results = Vec::with_capacity(sealed.results.len());
@@ -145,8 +154,6 @@ async fn read_seal_write(
     // Encryption is synchronous Rust for the same reason.
     let view = at_rest.view_of(units, head.clone(), stored_aggregates, stored_keys);
     let sealed = seal::seal(&store.identity, view, units, &BrowserClock, &BrowserEntropy);
-    let mut written_aggregates = Vec::new();
-    let mut written_keys = Vec::new();
     if !sealed.records.is_empty() {
         if let AtRest::Sealed(s) = &mut at_rest {
             let before = sealed.head.device_seq - sealed.records.len() as u64;
@@ -163,20 +170,12 @@ async fn read_seal_write(
         ))?;
         // The pages carry the aggregates' new versions (`aggregate_heads`):
         // nothing more to write for them.
-        for (id, state) in &sealed.aggregates {
-            written_aggregates.push((id.clone(), at_rest.stored_aggregate(state)));
-        }
         for (k, entry) in &sealed.idempotency {
-            let stored = at_rest.stored_idempotency(entry);
             fire(idempotency.add_with_key(
-                &layout::idempotency_to_js(&stored),
+                &layout::idempotency_to_js(&at_rest.stored_idempotency(entry)),
                 &key(field::IDEMPOTENCY_KEY, k),
             ))?;
-            written_keys.push((k.clone(), stored));
         }
-    }
-    if at_rest.is_sealed() {
-        store.keys.update_ring(at_rest);
     }
     let head = if sealed.records.is_empty() {
         head
@@ -184,8 +183,33 @@ async fn read_seal_write(
         Some(sealed.head.clone())
     };
     let learned =
-        WriteCache::after_commit(owned_cache, head, read, (written_aggregates, written_keys));
+        WriteCache::after_commit(owned_cache, head, read, written_state(&at_rest, &sealed));
+    if at_rest.is_sealed() {
+        store.keys.update_ring(at_rest);
+    }
     Ok((sealed, learned))
+}
+
+/// Aggregate states and idempotency entries by stored key.
+pub(crate) type Written = (
+    Vec<(String, AggregateState)>,
+    Vec<(String, IdempotencyEntry)>,
+);
+
+/// The aggregate states and idempotency entries a commit of `sealed`
+/// leaves, as stored: what the write cache learns from it.
+pub(crate) fn written_state(at_rest: &AtRest, sealed: &Sealed) -> Written {
+    let aggregates = sealed
+        .aggregates
+        .iter()
+        .map(|(id, state)| (id.clone(), at_rest.stored_aggregate(state)))
+        .collect();
+    let keys = sealed
+        .idempotency
+        .iter()
+        .map(|(k, entry)| (k.clone(), at_rest.stored_idempotency(entry)))
+        .collect();
+    (aggregates, keys)
 }
 
 /// A unit's records: new ones from this commit, earlier ones (idempotent

@@ -14,6 +14,7 @@ mod options;
 mod platform;
 mod read;
 mod scan;
+mod seal_ahead;
 mod store;
 mod sync;
 mod write_cache;

@@ -532,6 +532,94 @@ describe("encryption at rest", () => {
     assertError(r.oldPassphrase, "ANNAL_BAD_KEY", "AnnalBadKeyError");
   });
 
+  test("appends the write cache can predict are encrypted by WebCrypto before their transaction; a moved head or ring falls back", async () => {
+    const r = await run(async () => {
+      const name = "enc-ahead";
+      await annal.EventStore.destroy(name);
+      const kek = await h.kek(3);
+      const subtle = crypto.subtle;
+      const original = subtle.encrypt;
+      let calls = 0;
+      subtle.encrypt = function (...args) {
+        calls++;
+        return original.apply(subtle, args);
+      };
+      try {
+        const a = await annal.EventStore.open({ name, userId: "u", keyEncryptionKey: kek });
+        const b = await annal.EventStore.open({ name, userId: "u", keyEncryptionKey: kek });
+        const ev = (id, i) => ({ aggregateType: "diary", aggregateId: id, eventType: "noted", payload: { i } });
+        const counted = async (f) => {
+          const before = calls;
+          const value = await f();
+          return [calls - before, value];
+        };
+        const out = {};
+        // Nothing cached yet: sealed inside the transaction, in wasm.
+        [out.cold] = await counted(() => a.appendBatch([ev("p-1", 1), ev("p-2", 2)]));
+        // The head and both aggregates are known: one WebCrypto call per record.
+        [out.warm] = await counted(() => a.appendBatch([ev("p-1", 3), ev("p-2", 4), ev("p-1", 5)]));
+        // An aggregate the cache has not seen.
+        [out.unknownAggregate] = await counted(() => a.append(ev("p-3", 6)));
+        // Another connection moves the head: a's page key is taken, nothing
+        // of its first try is written, and it goes again.
+        await b.append(ev("p-1", 7));
+        const [movedCalls, moved] = await counted(() => a.append(ev("p-1", 8)));
+        out.moved = { calls: movedCalls, seq: moved.deviceSeq, version: moved.aggregateVersion };
+        // The retry read p-1 afresh: it is known again.
+        [out.warmAgain] = await counted(() => a.append(ev("p-1", 9)));
+        // Another context rotates the data key, with no broadcast reaching a
+        // (an older tab, say): a seals ahead under key 1, finds another ring
+        // in its transaction, writes nothing and goes again under key 2.
+        const keys = await testing.openKeys(name, { keyEncryptionKey: kek });
+        const meta = (await h.rawDump(`annal:${name}`)).stores.meta;
+        const ring = JSON.parse(meta.values[meta.keys.indexOf("keyring")].ring);
+        ring.keys.push({ id: 2, first_device_seq: 10, reencrypted: 0, retired: false });
+        ring.current = 2;
+        const text = JSON.stringify(ring);
+        const record = { ring: text, mac: await keys.ringMac(text) };
+        const db = await new Promise((ok) => (indexedDB.open(`annal:${name}`).onsuccess = (e) => ok(e.target.result)));
+        const tx = db.transaction(["meta"], "readwrite");
+        tx.objectStore("meta").put(record, "keyring");
+        await new Promise((ok) => (tx.oncomplete = ok));
+        db.close();
+        const [rotatedCalls, rotated] = await counted(() => a.append(ev("p-1", 10)));
+        out.rotated = { calls: rotatedCalls, seq: rotated.deviceSeq };
+        [out.afterRotation] = await counted(() => a.appendBatch([ev("p-1", 11), ev("p-1", 12)]));
+        out.keyIds = await h.keyIds(name);
+        out.events = (await b.events()).map((e) => [e.deviceSeq, e.aggregateId, e.aggregateVersion, e.payload.i]);
+        out.verify = await b.verify();
+        a.close();
+        b.close();
+        return out;
+      } finally {
+        subtle.encrypt = original;
+      }
+    });
+    assert.equal(r.cold, 0);
+    assert.equal(r.warm, 3);
+    assert.equal(r.unknownAggregate, 0);
+    assert.deepEqual(r.moved, { calls: 1, seq: 8, version: 5 }, "sealed ahead as 7, written as 8 after the retry");
+    assert.equal(r.warmAgain, 1);
+    assert.deepEqual(r.rotated, { calls: 1, seq: 10 }, "sealed ahead under key 1, then written under key 2 in wasm");
+    assert.equal(r.afterRotation, 2);
+    assert.deepEqual(r.keyIds, { 1: 1, 2: 1, 3: 1, 4: 1, 5: 1, 6: 1, 7: 1, 8: 1, 9: 1, 10: 2, 11: 2, 12: 2 });
+    assert.deepEqual(r.events, [
+      [1, "p-1", 1, 1],
+      [2, "p-2", 1, 2],
+      [3, "p-1", 2, 3],
+      [4, "p-2", 2, 4],
+      [5, "p-1", 3, 5],
+      [6, "p-3", 1, 6],
+      [7, "p-1", 4, 7],
+      [8, "p-1", 5, 8],
+      [9, "p-1", 6, 9],
+      [10, "p-1", 7, 10],
+      [11, "p-1", 8, 11],
+      [12, "p-1", 9, 12],
+    ]);
+    assert.deepEqual(r.verify, { ok: true, checked: 12 });
+  });
+
   test("maxRecordsPerKey: a new data key starts before the current one passes its limit", async () => {
     const r = await run(async () => {
       const name = "enc-max-records";

@@ -24,10 +24,14 @@ export function commitNow(tx) {
 }
 
 // Resolves when the transaction commits; rejects with the reason it aborted.
+// A transaction annal aborts itself is not awaited, so the rejection is
+// marked handled here rather than reported as an uncaught error.
 export function transactionDone(tx) {
-  return new Promise((resolve, reject) => {
+  const done = new Promise((resolve, reject) => {
     tx.oncomplete = () => resolve();
     tx.onabort = () =>
       reject(tx.error || new DOMException("The transaction was aborted.", "AbortError"));
   });
+  done.catch(() => {});
+  return done;
 }

@@ -57,3 +57,47 @@ export async function unwrap(kek, iv, aad, bytes) {
     throw e;
   }
 }
+
+// Whether this context has WebCrypto (only secure contexts do).
+export function subtleAvailable() {
+  return typeof crypto !== "undefined" && typeof crypto.subtle === "object" && crypto.subtle !== null;
+}
+
+// A data key (a JavaScript-owned copy, zeroed here) as a non-extractable
+// AES-GCM key that can only encrypt.
+export async function importDataKey(raw) {
+  try {
+    return await crypto.subtle.importKey("raw", raw, { name: "AES-GCM" }, false, ["encrypt"]);
+  } finally {
+    raw.fill(0);
+  }
+}
+
+// AES-GCM of every record of one commit, all at once: record i has the
+// 12-byte nonce at 12·i, its AAD and plaintext next in `aads` and `plains`
+// (lengths in `aadLens`, `plainLens`). Returns the ciphertexts ‖ tags,
+// concatenated in order. The plaintext copy is zeroed.
+export async function sealAll(key, nonces, aads, aadLens, plains, plainLens) {
+  try {
+    const jobs = [];
+    let a = 0;
+    let p = 0;
+    for (let i = 0; i < plainLens.length; i++) {
+      const iv = nonces.subarray(12 * i, 12 * i + 12);
+      const additionalData = aads.subarray(a, a + aadLens[i]);
+      jobs.push(crypto.subtle.encrypt({ name: "AES-GCM", iv, additionalData }, key, plains.subarray(p, p + plainLens[i])));
+      a += aadLens[i];
+      p += plainLens[i];
+    }
+    const parts = await Promise.all(jobs);
+    const out = new Uint8Array(parts.reduce((n, b) => n + b.byteLength, 0));
+    let at = 0;
+    for (const b of parts) {
+      out.set(new Uint8Array(b), at);
+      at += b.byteLength;
+    }
+    return out;
+  } finally {
+    plains.fill(0);
+  }
+}

@@ -1,9 +1,10 @@
 //! The unlocked keys of one open store, and its lock state.
 
 use super::broadcast::{KeyChannel, KeyEvent};
-use crate::at_rest::AtRest;
+use crate::at_rest::{AtRest, SealedAtRest};
 use crate::error::{Error, ErrorCode, Result};
 use std::cell::{Cell, RefCell};
+use std::collections::HashMap;
 use std::rc::Rc;
 use wasm_bindgen::JsValue;
 
@@ -20,6 +21,9 @@ pub(crate) struct KeyState {
     /// The session key of a passphrase unlock (a non-extractable
     /// `CryptoKey`), while unlocked: what a page hands its service worker.
     session: RefCell<Option<JsValue>>,
+    /// Data keys imported into WebCrypto (non-extractable, encrypt only),
+    /// by key id, while unlocked.
+    web_data_keys: RefCell<HashMap<u32, JsValue>>,
 }
 
 impl KeyState {
@@ -84,6 +88,7 @@ impl KeyState {
     /// Installs unlocked keys (or a newer ring).
     pub(crate) fn set(&self, at_rest: AtRest) {
         let was_locked = self.locked();
+        self.web_data_keys.borrow_mut().clear();
         *self.at_rest.borrow_mut() = Some(Rc::new(at_rest));
         if was_locked {
             self.notify(false);
@@ -103,6 +108,19 @@ impl KeyState {
         self.session.borrow().clone()
     }
 
+    /// Data key `id` of `s` as a WebCrypto key, imported on first use.
+    pub(crate) async fn web_data_key(&self, s: &SealedAtRest, id: u32) -> Result<JsValue> {
+        if let Some(key) = self.web_data_keys.borrow().get(&id) {
+            return Ok(key.clone());
+        }
+        let key = super::webcrypto::import_data_key(&s.keys.data_key_bytes(id)[..]).await?;
+        // A lock while importing wins: the key is not kept.
+        if !self.locked() {
+            self.web_data_keys.borrow_mut().insert(id, key.clone());
+        }
+        Ok(key)
+    }
+
     /// Installs a newer ring read from the database, unless the store was
     /// locked meanwhile.
     pub(crate) fn update_ring(&self, at_rest: AtRest) {
@@ -115,6 +133,7 @@ impl KeyState {
     /// Locks this context only.
     pub(crate) fn lock_here(&self) {
         self.session.borrow_mut().take();
+        self.web_data_keys.borrow_mut().clear();
         if self.encrypted.get() && self.at_rest.borrow_mut().take().is_some() {
             self.notify(true);
         }

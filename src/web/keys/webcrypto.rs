@@ -2,9 +2,10 @@
 //! outside any IndexedDB transaction. PBKDF2 with 600,000 iterations would
 //! take tens of seconds in a debug wasm build.
 
+use crate::crypto::deferred::SealPlan;
 use crate::crypto::keys::MasterKey;
 use crate::error::{Error, ErrorCode, Result};
-use js_sys::{Promise, Uint8Array};
+use js_sys::{Promise, Uint32Array, Uint8Array};
 use wasm_bindgen::prelude::*;
 use wasm_bindgen_futures::JsFuture;
 
@@ -26,6 +27,19 @@ extern "C" {
         iv: &Uint8Array,
         aad: &Uint8Array,
         bytes: &Uint8Array,
+    ) -> std::result::Result<Promise, JsValue>;
+    #[wasm_bindgen(js_name = subtleAvailable)]
+    fn subtle_available_js() -> bool;
+    #[wasm_bindgen(js_name = importDataKey, catch)]
+    fn import_data_key_js(raw: &Uint8Array) -> std::result::Result<Promise, JsValue>;
+    #[wasm_bindgen(js_name = sealAll, catch)]
+    fn seal_all_js(
+        key: &JsValue,
+        nonces: &Uint8Array,
+        aads: &Uint8Array,
+        aad_lens: &Uint32Array,
+        plains: &Uint8Array,
+        plain_lens: &Uint32Array,
     ) -> std::result::Result<Promise, JsValue>;
     #[wasm_bindgen(js_name = unwrap, catch)]
     fn unwrap_js(
@@ -134,4 +148,36 @@ pub(crate) async fn unwrap(
     let key = MasterKey::from_bytes(&copy);
     zeroize::Zeroize::zeroize(&mut *copy);
     Ok(key)
+}
+
+/// Whether this context has WebCrypto.
+pub(crate) fn available() -> bool {
+    subtle_available_js()
+}
+
+/// Data key bytes as a non-extractable, encrypt-only `CryptoKey`.
+pub(crate) async fn import_data_key(raw: &[u8]) -> Result<JsValue> {
+    settle(
+        "import a data key",
+        import_data_key_js(&Uint8Array::from(raw)),
+    )
+    .await
+}
+
+/// Runs the encryptions of `plan` under `key` (from [`import_data_key`]):
+/// the ciphertexts ‖ tags, concatenated in order.
+pub(crate) async fn seal_all(key: &JsValue, plan: &SealPlan) -> Result<Vec<u8>> {
+    let out = settle(
+        "encrypt the new records",
+        seal_all_js(
+            key,
+            &Uint8Array::from(plan.nonces.as_slice()),
+            &Uint8Array::from(plan.aads.as_slice()),
+            &Uint32Array::from(plan.aad_lens.as_slice()),
+            &Uint8Array::from(plan.plains.as_slice()),
+            &Uint32Array::from(plan.plain_lens.as_slice()),
+        ),
+    )
+    .await?;
+    Ok(out.unchecked_into::<Uint8Array>().to_vec())
 }
