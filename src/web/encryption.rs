@@ -284,6 +284,7 @@ impl IdbStore {
         first_target: u32,
     ) -> Result<u64> {
         use super::idb::layout::REMOTE;
+        use super::sync::remote_rows;
         let AtRest::Sealed(s) = at_rest else {
             return Ok(0);
         };
@@ -307,34 +308,30 @@ impl IdbStore {
             if keys.length() == 0 {
                 return Ok(moved);
             }
+            let opener = AtRest::Sealed(Box::new(under.clone()));
             for (k, row) in keys.iter().zip(values.iter()) {
                 lo = k.as_f64().unwrap_or(lo) + 1.0;
-                let bytes: js_sys::Uint8Array =
-                    js_sys::Reflect::get(&row, &JsValue::from_str("record"))
-                        .ok()
-                        .and_then(|v| v.dyn_into().ok())
-                        .ok_or_else(|| Error::storage("a pulled event is unreadable"))?;
-                let bytes = bytes.to_vec();
-                let (headers, _) = crate::crypto::sealed::split(&bytes);
-                if headers.iter().all(|h| h.key_id >= first_target) {
+                let stored = remote_rows::records_of(&row)?;
+                let settled = stored.iter().all(|(_, bytes)| {
+                    let (headers, _) = crate::crypto::sealed::split(bytes);
+                    headers.iter().all(|h| h.key_id >= first_target)
+                });
+                if settled {
                     continue;
                 }
-                let first = headers.first().map_or(0, |h| h.device_seq);
-                let records =
-                    AtRest::Sealed(Box::new(under.clone())).read_checked(first, &bytes)?;
-                let mut out = Vec::new();
-                for r in &records {
-                    let mut plain = Zeroizing::new(Vec::new());
-                    page::encode_record(&mut plain, r);
-                    under.seal_record(&mut out, &key, &r.envelope, &plain, &BrowserEntropy);
+                let mut resealed = Vec::with_capacity(stored.len());
+                for (seq, bytes) in &stored {
+                    let mut out = Vec::new();
+                    for r in &opener.read_checked(*seq, bytes)? {
+                        let mut plain = Zeroizing::new(Vec::new());
+                        page::encode_record(&mut plain, r);
+                        under.seal_record(&mut out, &key, &r.envelope, &plain, &BrowserEntropy);
+                    }
+                    resealed.push(out);
                 }
-                let _ = js_sys::Reflect::set(
-                    &row,
-                    &JsValue::from_str("record"),
-                    &js_sys::Uint8Array::from(out.as_slice()),
-                );
+                remote_rows::with_records(&row, &resealed)?;
                 fire(store.put_with_key(&row, &k))?;
-                moved += records.len() as u64;
+                moved += stored.len() as u64;
             }
             txn.commit().await?;
         }

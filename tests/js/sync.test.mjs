@@ -525,6 +525,15 @@ describe("sync with annal-server", () => {
         out.lockedStatus = await b.syncStatus();
         await b.unlock({ keyEncryptionKey: await h.kek(2) });
         out.unlockedRemote = await b.remoteEvents();
+        // A row as layout 2 stored it beside a layout-3 pack: both read, and
+        // both move to a new data key.
+        await h.splitFirstRemoteRow("annal:sync-h-b");
+        out.mixedRemote = await b.remoteEvents();
+        out.keyIdsBefore = await h.remoteKeyIds("annal:sync-h-b");
+        await b.rotateDataKey();
+        out.reencrypted = (await b.reencryptAll()).keyId;
+        out.keyIdsAfter = await h.remoteKeyIds("annal:sync-h-b");
+        out.remoteAfter = await b.remoteEvents();
         return out;
       },
       { url: server.url, token, tenant, user, MARKER },
@@ -546,6 +555,9 @@ describe("sync with annal-server", () => {
     assert.equal(r.lockedStatus.pending, 0, "nothing was appended while locked");
     assert.equal(r.lockedStatus.acked, 1);
     assert.deepEqual(r.unlockedRemote, r.aEvents);
+    assert.deepEqual(r.mixedRemote, r.aEvents, "a layout-2 row and a pack read back alike");
+    assert.deepEqual([r.keyIdsBefore, r.reencrypted, r.keyIdsAfter], [[1, 1, 1], 2, [2, 2, 2]]);
+    assert.deepEqual(r.remoteAfter, r.aEvents);
     const s = summary(await server.pull(token));
     assert.deepEqual(
       s.map((x) => x.hash),

@@ -5,7 +5,6 @@
 use crate::at_rest::AtRest;
 use crate::error::{Error, Result};
 use crate::filter::Filter;
-use crate::page;
 use crate::record::Record;
 use crate::state::Identity;
 use crate::sync::backoff::RetryState;
@@ -17,6 +16,7 @@ use crate::web::idb::txn::{fire, pending, request, Durability, Txn};
 use crate::web::platform::BrowserEntropy;
 use crate::web::read::EventCursor;
 use crate::web::store::IdbStore;
+use crate::web::sync::remote_rows;
 use js_sys::{Object, Reflect, Uint8Array};
 use std::collections::HashMap;
 use std::rc::Rc;
@@ -113,15 +113,9 @@ impl IdbSyncStore {
             .unchecked_into();
         let mut out = Vec::with_capacity(rows.length() as usize);
         for row in rows.iter() {
-            let seq = Reflect::get(&row, &JsValue::from_str("device_seq"))
-                .ok()
-                .and_then(|v| v.as_f64())
-                .unwrap_or(0.0) as u64;
-            let bytes: Uint8Array = Reflect::get(&row, &JsValue::from_str("record"))
-                .ok()
-                .and_then(|v| v.dyn_into().ok())
-                .ok_or_else(|| Error::storage("a pulled event is unreadable"))?;
-            out.extend(at_rest.read_checked(seq, &bytes.to_vec())?);
+            for (seq, bytes) in remote_rows::records_of(&row)? {
+                out.extend(at_rest.read_checked(seq, &bytes)?);
+            }
         }
         Ok(out)
     }
@@ -175,21 +169,6 @@ pub(crate) fn open_row(at_rest: &AtRest, row: &JsValue) -> Result<JsValue> {
 }
 
 /// One record's bytes as stored: plain, or sealed under the current key.
-fn encode(at_rest: &AtRest, record: &Record) -> Vec<u8> {
-    let mut plain = Vec::new();
-    page::encode_record(&mut plain, record);
-    match at_rest {
-        AtRest::Plain => plain,
-        AtRest::Sealed(s) => {
-            let mut out = Vec::new();
-            let key = s.keys.data_key(s.ring.current);
-            s.seal_record(&mut out, &key, &record.envelope, &plain, &BrowserEntropy);
-            zeroize::Zeroize::zeroize(&mut plain);
-            out
-        }
-    }
-}
-
 impl SyncStore for IdbSyncStore {
     fn identity(&self) -> Identity {
         self.store.identity.clone()
@@ -297,26 +276,7 @@ impl SyncStore for IdbSyncStore {
         // Read the state first, so the writes below follow a read.
         let sync = txn.store(SYNC)?;
         let state_read = pending(sync.get(&JsValue::from_str(STATE_KEY)))?;
-        let rows = txn.store(REMOTE)?;
-        for p in pulled {
-            let o = Object::new();
-            set(
-                &o,
-                "device_id",
-                &JsValue::from_str(&p.record.envelope.device_id),
-            );
-            set(
-                &o,
-                "device_seq",
-                &JsValue::from(p.record.envelope.device_seq as f64),
-            );
-            set(
-                &o,
-                "record",
-                &Uint8Array::from(encode(&at_rest, &p.record).as_slice()),
-            );
-            fire(rows.put_with_key(&o, &JsValue::from(p.entry.seq as f64)))?;
-        }
+        remote_rows::put(&txn.store(REMOTE)?, &at_rest, pulled)?;
         let mut state = state_from_js(&state_read.result().await?)?;
         state.checkpoint = Some(checkpoint.clone());
         state.remote = remote.clone();

@@ -3,5 +3,6 @@
 
 pub(crate) mod fetch;
 pub(crate) mod idb_store;
+pub(crate) mod remote_rows;
 pub(crate) mod run;
 pub(crate) mod tokens;

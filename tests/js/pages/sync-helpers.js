@@ -14,6 +14,40 @@ async function openRaw(dbName) {
 }
 
 export const h = {
+  /**
+   * Rewrites the first event of the first `remote` row as layout 2 stored
+   * pulled events, one row each (`{ device_id, device_seq, record }` keyed
+   * by its ledger seq), leaving the rest of that row a layout-3 pack.
+   */
+  async splitFirstRemoteRow(dbName) {
+    const db = await openRaw(dbName);
+    const tx = db.transaction(["remote"], "readwrite");
+    const store = tx.objectStore("remote");
+    const [key] = await request(store.getAllKeys(null, 1));
+    const row = await request(store.get(key));
+    const first = row.records.slice(0, row.lens[0]);
+    store.delete(key);
+    store.put({ device_id: row.device_ids[0], device_seq: row.device_seqs[0], record: first }, row.seqs[0]);
+    if (row.seqs.length > 1) {
+      const rest = {
+        seqs: row.seqs.slice(1),
+        device_ids: row.device_ids.slice(1),
+        device_seqs: row.device_seqs.slice(1),
+        lens: row.lens.slice(1),
+        records: row.records.slice(row.lens[0]),
+      };
+      store.put(rest, rest.seqs[0]);
+    }
+    await new Promise((ok, fail) => Object.assign(tx, { oncomplete: ok, onabort: () => fail(tx.error) }));
+    db.close();
+  },
+  /** The data key id of every record in `remote`, rows of both layouts. */
+  async remoteKeyIds(dbName) {
+    const db = await openRaw(dbName);
+    const rows = await request(db.transaction(["remote"]).objectStore("remote").getAll());
+    db.close();
+    return rows.flatMap((row) => testing.decodeSealedPage(row.record ?? row.records).map((r) => r.keyId));
+  },
   /** Open stores, by name, so a test can use them across evaluate() calls. */
   stores: {},
   /** What an error is, as plain data a test can assert on. */
