@@ -119,8 +119,9 @@ impl AtRest {
     pub fn meta_of<'a>(&self, envelopes: impl IntoIterator<Item = &'a Envelope>) -> PageMeta {
         let mut meta = page::meta_of(envelopes);
         if self.blind().is_some() {
-            let blind_all = |list: &mut Vec<String>, f: &str| {
-                let mut out: Vec<String> = list.iter().map(|v| self.index_value(f, v)).collect();
+            let mut blind = self.blinder();
+            let mut blind_all = |list: &mut Vec<String>, f: &'static str| {
+                let mut out: Vec<String> = list.iter().map(|v| blind(f, v)).collect();
                 out.sort();
                 out.dedup();
                 *list = out;
@@ -130,13 +131,31 @@ impl AtRest {
             blind_all(&mut meta.event_types, field::EVENT_TYPE);
             if let Some(heads) = &mut meta.aggregate_heads {
                 for (id, state) in heads.iter_mut() {
-                    *id = self.index_value(field::AGGREGATE_ID, id);
-                    *state = self.stored_aggregate(state);
+                    *id = blind(field::AGGREGATE_ID, id);
+                    state.aggregate_type = blind(field::AGGREGATE_TYPE, &state.aggregate_type);
                 }
                 heads.sort_by(|a, b| a.0.cmp(&b.0));
             }
         }
         meta
+    }
+
+    /// [`AtRest::index_value`] that computes each distinct value once: a
+    /// commit blinds the same ids and types many times over.
+    pub fn blinder(&self) -> impl FnMut(&'static str, &str) -> String + '_ {
+        let mut memo: HashMap<(&'static str, String), String> = HashMap::new();
+        let blinds = self.blind().is_some();
+        move |f, v| {
+            if !blinds {
+                return v.to_string();
+            }
+            if let Some(b) = memo.get(&(f, v.to_string())) {
+                return b.clone();
+            }
+            let b = self.index_value(f, v);
+            memo.insert((f, v.to_string()), b.clone());
+            b
+        }
     }
 
     /// Packs records (in `device_seq` order) into pages. Sealed stores
@@ -272,17 +291,29 @@ impl AtRest {
             };
         }
         let drafts: Vec<_> = units.iter().flatten().collect();
+        // The types the units give each aggregate, each blinded once.
+        let mut types_of: HashMap<&str, Vec<&str>> = HashMap::new();
+        let mut blinded: HashMap<&str, String> = HashMap::new();
+        for d in &drafts {
+            let types = types_of.entry(d.aggregate_id.as_str()).or_default();
+            if !types.contains(&d.aggregate_type.as_str()) {
+                types.push(&d.aggregate_type);
+            }
+            blinded
+                .entry(d.aggregate_type.as_str())
+                .or_insert_with(|| self.index_value(field::AGGREGATE_TYPE, &d.aggregate_type));
+        }
         let aggregates = aggregates
             .into_iter()
             .map(|(id, state)| {
                 let state = state.map(|mut s| {
-                    let known = drafts.iter().find(|d| {
-                        d.aggregate_id == id
-                            && self.index_value(field::AGGREGATE_TYPE, &d.aggregate_type)
-                                == s.aggregate_type
-                    });
+                    let known = types_of
+                        .get(id.as_str())
+                        .into_iter()
+                        .flatten()
+                        .find(|t| blinded[**t] == s.aggregate_type);
                     s.aggregate_type = match known {
-                        Some(d) => d.aggregate_type.clone(),
+                        Some(t) => t.to_string(),
                         None => "(another type)".to_string(),
                     };
                     s
@@ -290,13 +321,20 @@ impl AtRest {
                 (id, state)
             })
             .collect();
+        let mut drafts_of: HashMap<&str, Vec<&crate::draft::Draft>> = HashMap::new();
+        for d in &drafts {
+            if let Some(k) = d.idempotency_key.as_deref() {
+                drafts_of.entry(k).or_default().push(d);
+            }
+        }
         let idempotency = idempotency
             .into_iter()
             .map(|(key, entry)| {
                 let entry = entry.map(|mut e| {
-                    let known = drafts
-                        .iter()
-                        .filter(|d| d.idempotency_key.as_deref() == Some(key.as_str()))
+                    let known = drafts_of
+                        .get(key.as_str())
+                        .into_iter()
+                        .flatten()
                         .map(|d| d.fingerprint())
                         .find(|fp| self.index_value(field::FINGERPRINT, fp) == e.fingerprint);
                     e.fingerprint = known.unwrap_or_else(|| "(another request)".to_string());

@@ -199,10 +199,18 @@ pub(crate) type Written = (
 /// The aggregate states and idempotency entries a commit of `sealed`
 /// leaves, as stored: what the write cache learns from it.
 pub(crate) fn written_state(at_rest: &AtRest, sealed: &Sealed) -> Written {
+    let mut blind = at_rest.blinder();
     let aggregates = sealed
         .aggregates
         .iter()
-        .map(|(id, state)| (id.clone(), at_rest.stored_aggregate(state)))
+        .map(|(id, state)| {
+            let aggregate_type = blind(field::AGGREGATE_TYPE, &state.aggregate_type);
+            let stored = AggregateState {
+                aggregate_type,
+                ..state.clone()
+            };
+            (id.clone(), stored)
+        })
         .collect();
     let keys = sealed
         .idempotency
