@@ -129,12 +129,15 @@ impl AtRest {
             blind_all(&mut meta.aggregate_ids, field::AGGREGATE_ID);
             blind_all(&mut meta.aggregate_types, field::AGGREGATE_TYPE);
             blind_all(&mut meta.event_types, field::EVENT_TYPE);
-            if let Some(heads) = &mut meta.aggregate_heads {
-                for (id, state) in heads.iter_mut() {
-                    *id = blind(field::AGGREGATE_ID, id);
+            if let Some(heads) = meta.aggregate_heads.take() {
+                // Sorted by blind id, through the map (and its `insert`)
+                // that sealing uses: less code than a sort of its own.
+                let mut blinded = std::collections::BTreeMap::new();
+                for (id, mut state) in heads {
                     state.aggregate_type = blind(field::AGGREGATE_TYPE, &state.aggregate_type);
+                    blinded.insert(blind(field::AGGREGATE_ID, &id), state);
                 }
-                heads.sort_by(|a, b| a.0.cmp(&b.0));
+                meta.aggregate_heads = Some(blinded.into_iter().collect());
             }
         }
         meta
@@ -143,17 +146,18 @@ impl AtRest {
     /// [`AtRest::index_value`] that computes each distinct value once: a
     /// commit blinds the same ids and types many times over.
     pub fn blinder(&self) -> impl FnMut(&'static str, &str) -> String + '_ {
-        let mut memo: HashMap<(&'static str, String), String> = HashMap::new();
+        // A page's or a commit's distinct values: a list is the smaller code.
+        let mut memo: Vec<(&'static str, String, String)> = Vec::new();
         let blinds = self.blind().is_some();
         move |f, v| {
             if !blinds {
                 return v.to_string();
             }
-            if let Some(b) = memo.get(&(f, v.to_string())) {
+            if let Some((_, _, b)) = memo.iter().find(|(mf, mv, _)| *mf == f && mv == v) {
                 return b.clone();
             }
             let b = self.index_value(f, v);
-            memo.insert((f, v.to_string()), b.clone());
+            memo.push((f, v.to_string(), b.clone()));
             b
         }
     }
@@ -290,56 +294,60 @@ impl AtRest {
                 idempotency,
             };
         }
-        let drafts: Vec<_> = units.iter().flatten().collect();
-        // The types the units give each aggregate, each blinded once.
-        let mut types_of: HashMap<&str, Vec<&str>> = HashMap::new();
-        let mut blinded: HashMap<&str, String> = HashMap::new();
-        for d in &drafts {
-            let types = types_of.entry(d.aggregate_id.as_str()).or_default();
-            if !types.contains(&d.aggregate_type.as_str()) {
-                types.push(&d.aggregate_type);
+        // One pass over the drafts: the first whose clear value blinds to
+        // the stored one names it. What no draft names stays unreadable.
+        let mut blind = self.blinder();
+        let mut named_aggregates = HashMap::with_capacity(aggregates.len());
+        let mut named_keys = HashMap::with_capacity(idempotency.len());
+        for d in units.iter().flatten() {
+            if !named_aggregates.contains_key(&d.aggregate_id) {
+                if let Some(Some(s)) = aggregates.get(&d.aggregate_id) {
+                    if blind(field::AGGREGATE_TYPE, &d.aggregate_type) == s.aggregate_type {
+                        let clear = AggregateState {
+                            aggregate_type: d.aggregate_type.clone(),
+                            ..s.clone()
+                        };
+                        named_aggregates.insert(d.aggregate_id.clone(), Some(clear));
+                    }
+                }
             }
-            blinded
-                .entry(d.aggregate_type.as_str())
-                .or_insert_with(|| self.index_value(field::AGGREGATE_TYPE, &d.aggregate_type));
+            let Some(key) = &d.idempotency_key else {
+                continue;
+            };
+            if let (false, Some(Some(e))) = (named_keys.contains_key(key), idempotency.get(key)) {
+                let fingerprint = d.fingerprint();
+                if self.index_value(field::FINGERPRINT, &fingerprint) == e.fingerprint {
+                    let clear = IdempotencyEntry {
+                        fingerprint,
+                        ..e.clone()
+                    };
+                    named_keys.insert(key.clone(), Some(clear));
+                }
+            }
         }
         let aggregates = aggregates
             .into_iter()
             .map(|(id, state)| {
-                let state = state.map(|mut s| {
-                    let known = types_of
-                        .get(id.as_str())
-                        .into_iter()
-                        .flatten()
-                        .find(|t| blinded[**t] == s.aggregate_type);
-                    s.aggregate_type = match known {
-                        Some(t) => t.to_string(),
-                        None => "(another type)".to_string(),
-                    };
-                    s
-                });
+                let state = match named_aggregates.remove(&id) {
+                    Some(named) => named,
+                    None => state.map(|s| AggregateState {
+                        aggregate_type: "(another type)".to_string(),
+                        ..s
+                    }),
+                };
                 (id, state)
             })
             .collect();
-        let mut drafts_of: HashMap<&str, Vec<&crate::draft::Draft>> = HashMap::new();
-        for d in &drafts {
-            if let Some(k) = d.idempotency_key.as_deref() {
-                drafts_of.entry(k).or_default().push(d);
-            }
-        }
         let idempotency = idempotency
             .into_iter()
             .map(|(key, entry)| {
-                let entry = entry.map(|mut e| {
-                    let known = drafts_of
-                        .get(key.as_str())
-                        .into_iter()
-                        .flatten()
-                        .map(|d| d.fingerprint())
-                        .find(|fp| self.index_value(field::FINGERPRINT, fp) == e.fingerprint);
-                    e.fingerprint = known.unwrap_or_else(|| "(another request)".to_string());
-                    e
-                });
+                let entry = match named_keys.remove(&key) {
+                    Some(named) => named,
+                    None => entry.map(|e| IdempotencyEntry {
+                        fingerprint: "(another request)".to_string(),
+                        ..e
+                    }),
+                };
                 (key, entry)
             })
             .collect();

@@ -108,61 +108,68 @@ pub fn page_ranges(
     stored_len: impl Fn(&str, &str) -> usize,
 ) -> Vec<std::ops::Range<usize>> {
     use crate::crypto::blind::field;
-    use std::collections::HashSet;
     // Member names, the two device_seqs and framing; generous.
     const PAGE_OVERHEAD: usize = 256;
     // Per array entry, and the two numbers of an `aggregate_heads` entry.
     const PER_ENTRY: usize = 24;
+    /// The distinct values of the page so far. A page holds a few dozen
+    /// events, so lists beat sets, in code size too.
+    #[derive(Default)]
+    struct Seen<'a> {
+        ids: Vec<&'a str>,
+        types: Vec<&'a str>,
+        event_types: Vec<&'a str>,
+        buckets: Vec<i64>,
+    }
     let mut ranges = Vec::new();
     let mut start = 0;
     let mut size = PAGE_OVERHEAD;
-    let mut ids: HashSet<&str> = HashSet::new();
-    let mut types: HashSet<&str> = HashSet::new();
-    let mut event_types: HashSet<&str> = HashSet::new();
-    let mut buckets: HashSet<i64> = HashSet::new();
+    let mut seen = Seen::default();
     for (i, record) in records.iter().enumerate() {
         let e = &record.envelope;
         let bucket = timestamp::parse_ms(&e.created_at)
             .unwrap_or(0)
             .div_euclid(TIME_BUCKET_MS);
-        let cost = |ids: &HashSet<&str>,
-                    types: &HashSet<&str>,
-                    events: &HashSet<&str>,
-                    buckets: &HashSet<i64>| {
+        let cost = |seen: &Seen| {
             let mut n = record_lens[i];
-            if !ids.contains(e.aggregate_id.as_str()) {
+            if !seen.ids.contains(&e.aggregate_id.as_str()) {
                 // In `aggregate_ids`, and in `aggregate_heads` with its type.
                 n += 2 * stored_len(field::AGGREGATE_ID, &e.aggregate_id)
                     + stored_len(field::AGGREGATE_TYPE, &e.aggregate_type)
                     + 3 * PER_ENTRY;
             }
-            if !types.contains(e.aggregate_type.as_str()) {
+            if !seen.types.contains(&e.aggregate_type.as_str()) {
                 n += stored_len(field::AGGREGATE_TYPE, &e.aggregate_type) + PER_ENTRY;
             }
-            if !events.contains(e.event_type.as_str()) {
+            if !seen.event_types.contains(&e.event_type.as_str()) {
                 n += stored_len(field::EVENT_TYPE, &e.event_type) + PER_ENTRY;
             }
-            if !buckets.contains(&bucket) {
+            if !seen.buckets.contains(&bucket) {
                 n += PER_ENTRY;
             }
             n
         };
-        let mut added = cost(&ids, &types, &event_types, &buckets);
+        let mut added = cost(&seen);
         if i > start && size + added > TARGET_PAGE_BYTES {
             ranges.push(start..i);
             start = i;
             size = PAGE_OVERHEAD;
-            for set in [&mut ids, &mut types, &mut event_types] {
-                set.clear();
-            }
-            buckets.clear();
-            added = cost(&ids, &types, &event_types, &buckets);
+            seen = Seen::default();
+            added = cost(&seen);
         }
         size += added;
-        ids.insert(&e.aggregate_id);
-        types.insert(&e.aggregate_type);
-        event_types.insert(&e.event_type);
-        buckets.insert(bucket);
+        for (list, v) in [
+            (&mut seen.ids, e.aggregate_id.as_str()),
+            (&mut seen.types, e.aggregate_type.as_str()),
+            (&mut seen.event_types, e.event_type.as_str()),
+        ] {
+            if !list.contains(&v) {
+                list.push(v);
+            }
+        }
+        if !seen.buckets.contains(&bucket) {
+            seen.buckets.push(bucket);
+        }
     }
     if start < records.len() {
         ranges.push(start..records.len());

@@ -17,6 +17,7 @@ use super::write_cache::WriteCache;
 use crate::at_rest::AtRest;
 use crate::crypto::blind::field;
 use crate::error::Result;
+use crate::page::Page;
 use crate::record::Record;
 use crate::seal::{self, Outcome, Sealed, Unit};
 use crate::state::{AggregateState, IdempotencyEntry};
@@ -85,7 +86,6 @@ async fn read_seal_write(
     // Owned, so the commit extends it rather than copying it.
     let cache = owned_cache.as_ref();
     let meta = txn.store(META)?;
-    let pages = txn.store(PAGES)?;
     let idempotency = txn.store(IDEMPOTENCY)?;
     let key = |f: &str, v: &str| JsValue::from_str(&at_rest.index_value(f, v));
 
@@ -161,21 +161,8 @@ async fn read_seal_write(
                 put_ring(&meta, &s.keys, &s.ring)?;
             }
         }
-        for page in at_rest.pack(&sealed.records, &BrowserEntropy) {
-            fire(pages.add(&layout::page_to_js(&page)))?;
-        }
-        fire(meta.put_with_key(
-            &layout::head_to_js(&sealed.head, at_rest.head_mac(&sealed.head).as_deref()),
-            &JsValue::from_str(META_HEAD_KEY),
-        ))?;
-        // The pages carry the aggregates' new versions (`aggregate_heads`):
-        // nothing more to write for them.
-        for (k, entry) in &sealed.idempotency {
-            fire(idempotency.add_with_key(
-                &layout::idempotency_to_js(&at_rest.stored_idempotency(entry)),
-                &key(field::IDEMPOTENCY_KEY, k),
-            ))?;
-        }
+        let pages = at_rest.pack(&sealed.records, &BrowserEntropy);
+        write_commit(txn, &at_rest, &pages, &sealed)?;
     }
     let head = if sealed.records.is_empty() {
         head
@@ -188,6 +175,33 @@ async fn read_seal_write(
         store.keys.update_ring(at_rest);
     }
     Ok((sealed, learned))
+}
+
+/// Issues the writes of a commit in `txn`: its pages, which carry the
+/// aggregates' new versions (`aggregate_heads`), the head and the
+/// idempotency keys it used.
+pub(crate) fn write_commit(
+    txn: &Txn,
+    at_rest: &AtRest,
+    pages: &[Page],
+    sealed: &Sealed,
+) -> Result<()> {
+    let page_store = txn.store(PAGES)?;
+    for page in pages {
+        fire(page_store.add(&layout::page_to_js(page)))?;
+    }
+    fire(txn.store(META)?.put_with_key(
+        &layout::head_to_js(&sealed.head, at_rest.head_mac(&sealed.head).as_deref()),
+        &JsValue::from_str(META_HEAD_KEY),
+    ))?;
+    let idempotency = txn.store(IDEMPOTENCY)?;
+    for (k, entry) in &sealed.idempotency {
+        fire(idempotency.add_with_key(
+            &layout::idempotency_to_js(&at_rest.stored_idempotency(entry)),
+            &JsValue::from_str(&at_rest.index_value(field::IDEMPOTENCY_KEY, k)),
+        ))?;
+    }
+    Ok(())
 }
 
 /// Aggregate states and idempotency entries by stored key.

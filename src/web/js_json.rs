@@ -88,8 +88,14 @@ fn convert(value: &JsValue, depth: usize) -> Result<Value> {
 
 fn number(f: f64) -> Result<Value> {
     if !f.is_finite() {
+        // Named as JavaScript names them (Rust would print `inf`).
+        let shown = match (f.is_nan(), f > 0.0) {
+            (true, _) => "NaN",
+            (false, true) => "Infinity",
+            (false, false) => "-Infinity",
+        };
         return Err(bad(format!(
-            "is {f}, which is not a JSON number; use null or a string"
+            "is {shown}, which is not a JSON number; use null or a string"
         )));
     }
     if f.fract() == 0.0 && f.abs() <= crate::payload::MAX_SAFE_INTEGER as f64 {
@@ -97,7 +103,7 @@ fn number(f: f64) -> Result<Value> {
     }
     Number::from_f64(f)
         .map(Value::Number)
-        .ok_or_else(|| bad(format!("is {f}, which is not a JSON number")))
+        .ok_or_else(|| bad("is not a JSON number".into()))
 }
 
 fn string(s: &JsString) -> Result<String> {

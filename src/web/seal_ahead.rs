@@ -13,17 +13,14 @@
 //! - a key ring changed by another context (rotation, re-encryption): the
 //!   ring is read in the transaction and compared.
 
-use super::append::written_state;
-use super::idb::layout::{
-    self, ALL_STORES, IDEMPOTENCY, META, META_HEAD_KEY, META_KEYRING_KEY, PAGES,
-};
-use super::idb::txn::{fire, pending, Txn};
+use super::append::{write_commit, written_state};
+use super::idb::layout::{ALL_STORES, META, META_KEYRING_KEY};
+use super::idb::txn::{pending, Txn};
 use super::keys::webcrypto;
 use super::platform::{BrowserClock, BrowserEntropy};
 use super::store::{ring_from_js, IdbStore};
 use super::write_cache::WriteCache;
 use crate::at_rest::AtRest;
-use crate::crypto::blind::field;
 use crate::crypto::deferred::SealPlan;
 use crate::error::{Error, ErrorCode, Result};
 use crate::seal::{self, Sealed, Unit};
@@ -53,7 +50,6 @@ pub(crate) async fn commit(
         return Ok(Ahead::Declined(cache));
     }
     let (aggregate_ids, keys) = seal::keys_to_read(units);
-    let stored = |f: &str, v: &str| at_rest.index_value(f, v);
     let mut aggregates = HashMap::new();
     for id in aggregate_ids {
         match known.aggregate(&id) {
@@ -89,23 +85,8 @@ pub(crate) async fn commit(
 
     let txn = Txn::begin(store.db()?, &ALL_STORES, true, store.durability)?;
     let written = (|| -> Result<_> {
-        let meta = txn.store(META)?;
-        let ring = pending(meta.get(&JsValue::from_str(META_KEYRING_KEY)))?;
-        let page_store = txn.store(PAGES)?;
-        for page in &pages {
-            fire(page_store.add(&layout::page_to_js(page)))?;
-        }
-        fire(meta.put_with_key(
-            &layout::head_to_js(&sealed.head, at_rest.head_mac(&sealed.head).as_deref()),
-            &JsValue::from_str(META_HEAD_KEY),
-        ))?;
-        let idempotency = txn.store(IDEMPOTENCY)?;
-        for (k, entry) in &sealed.idempotency {
-            fire(idempotency.add_with_key(
-                &layout::idempotency_to_js(&at_rest.stored_idempotency(entry)),
-                &JsValue::from_str(&stored(field::IDEMPOTENCY_KEY, k)),
-            ))?;
-        }
+        let ring = pending(txn.store(META)?.get(&JsValue::from_str(META_KEYRING_KEY)))?;
+        write_commit(&txn, at_rest, &pages, &sealed)?;
         Ok(ring)
     })();
     let ring = match written {
