@@ -77,6 +77,13 @@ impl SealPlan {
         plan
     }
 
+    /// The nonce of record `i`.
+    pub fn nonce(&self, i: usize) -> [u8; NONCE_LEN] {
+        let mut nonce = [0; NONCE_LEN];
+        nonce.copy_from_slice(&self.nonces[i * NONCE_LEN..(i + 1) * NONCE_LEN]);
+        nonce
+    }
+
     /// The pages of `records`, from `ciphertexts`: each plaintext's
     /// ciphertext ‖ tag, concatenated in order. Pages are cut where
     /// [`AtRest::pack`] cuts them.
@@ -99,10 +106,12 @@ impl SealPlan {
         let mut at = 0;
         for (i, header) in self.headers.iter().enumerate() {
             let len = self.plain_lens[i] as usize + TAG_LEN;
-            let nonce: &[u8; NONCE_LEN] = self.nonces[i * NONCE_LEN..(i + 1) * NONCE_LEN]
-                .try_into()
-                .map_err(|_| Error::internal("nonce length"))?;
-            sealed::frame(&mut bytes, header, nonce, &ciphertexts[at..at + len]);
+            sealed::frame(
+                &mut bytes,
+                header,
+                &self.nonce(i),
+                &ciphertexts[at..at + len],
+            );
             at += len;
             ends.push(bytes.len());
         }
@@ -148,10 +157,11 @@ mod tests {
         let (mut out, mut a, mut p) = (Vec::new(), 0, 0);
         for i in 0..plan.plain_lens.len() {
             let (al, pl) = (plan.aad_lens[i] as usize, plan.plain_lens[i] as usize);
-            let nonce: [u8; NONCE_LEN] = plan.nonces[i * NONCE_LEN..(i + 1) * NONCE_LEN]
-                .try_into()
-                .unwrap();
-            out.extend(key.encrypt(&nonce, &plan.aads[a..a + al], &plan.plains[p..p + pl]));
+            out.extend(key.encrypt(
+                &plan.nonce(i),
+                &plan.aads[a..a + al],
+                &plan.plains[p..p + pl],
+            ));
             (a, p) = (a + al, p + pl);
         }
         out

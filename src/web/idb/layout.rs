@@ -45,12 +45,14 @@ pub(crate) const BY_TIME_BUCKET: &str = "by_time_bucket";
 /// `[aggregate_id, version, aggregate_type, last_device_seq]`.
 pub(crate) const BY_AGGREGATE_HEAD: &str = "by_aggregate_head";
 
-fn set(obj: &Object, key: &str, value: &JsValue) {
+/// Sets `obj[key]` on a plain object.
+pub(crate) fn set(obj: &Object, key: &str, value: &JsValue) {
     // Setting a property on a fresh plain object cannot fail.
     let _ = Reflect::set(obj, &JsValue::from_str(key), value);
 }
 
-fn get(obj: &JsValue, key: &str) -> Option<JsValue> {
+/// `obj[key]`, unless it is missing, undefined or null.
+pub(crate) fn get(obj: &JsValue, key: &str) -> Option<JsValue> {
     Reflect::get(obj, &JsValue::from_str(key))
         .ok()
         .filter(|v| !v.is_undefined() && !v.is_null())

@@ -11,6 +11,7 @@ use crate::sync::backoff::RetryState;
 use crate::sync::engine::{SyncState, SyncStore};
 use crate::sync::pull::{Checkpoint, Pulled, RemoteHead};
 use crate::sync::push::PushOutcome;
+use crate::web::idb::layout::set;
 use crate::web::idb::layout::{RECEIPTS, REMOTE, SYNC};
 use crate::web::idb::txn::{fire, pending, request, Durability, Txn};
 use crate::web::platform::BrowserEntropy;
@@ -23,10 +24,6 @@ use std::rc::Rc;
 use wasm_bindgen::{JsCast, JsValue};
 
 const STATE_KEY: &str = "state";
-
-fn set(obj: &Object, key: &str, value: &JsValue) {
-    let _ = Reflect::set(obj, &JsValue::from_str(key), value);
-}
 
 /// Called with each page of pulled events once it is stored.
 pub(crate) type OnPulled = Rc<dyn Fn(&[Pulled])>;

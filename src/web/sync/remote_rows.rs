@@ -10,8 +10,9 @@ use crate::at_rest::AtRest;
 use crate::error::{Error, Result};
 use crate::page::{self, TARGET_PAGE_BYTES};
 use crate::sync::pull::Pulled;
+use crate::web::idb::layout::{get, set};
 use crate::web::platform::BrowserEntropy;
-use js_sys::{Array, Object, Reflect, Uint8Array};
+use js_sys::{Array, Object, Uint8Array};
 use wasm_bindgen::{JsCast, JsValue};
 use web_sys::IdbObjectStore;
 
@@ -20,10 +21,6 @@ use web_sys::IdbObjectStore;
 const PER_EVENT: usize = 96;
 /// The row's member names and framing.
 const PER_ROW: usize = 256;
-
-fn set(obj: &Object, key: &str, value: &JsValue) {
-    let _ = Reflect::set(obj, &JsValue::from_str(key), value);
-}
 
 fn unreadable() -> Error {
     Error::storage("a pulled event is unreadable; pull again from the server")
@@ -93,12 +90,6 @@ fn fire_row(rows: &IdbObjectStore, pulled: &[Pulled], lens: &[usize], bytes: &[u
     rows.put_with_key(&o, &key)
         .map(|_| ())
         .map_err(crate::web::idb::errors::from_dom)
-}
-
-fn get(row: &JsValue, key: &str) -> Option<JsValue> {
-    Reflect::get(row, &JsValue::from_str(key))
-        .ok()
-        .filter(|v| !v.is_undefined() && !v.is_null())
 }
 
 fn count(v: &JsValue) -> Result<usize> {
