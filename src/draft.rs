@@ -46,6 +46,22 @@ impl Draft {
     /// Reads and validates a draft from its JSON object form (the fields of
     /// `store.append(...)`, camelCase).
     pub fn from_value(value: &Value) -> Result<Draft> {
+        Draft::from_fields(value, None)
+    }
+
+    /// [`Draft::from_value`] for a draft whose payload arrives apart, as
+    /// text already in canonical form: `fields` holds the other members.
+    /// The caller vouches that `canonical` is the JCS text of a JSON object
+    /// that obeys the input rules of [`Payload::from_value`]; only its size
+    /// is checked here. The browser's JavaScript walk (src/web/js_json.js)
+    /// writes such text.
+    pub fn from_canonical_payload(fields: &Value, canonical: String) -> Result<Draft> {
+        Draft::from_fields(fields, Some(canonical))
+    }
+
+    /// The checks in order: the object, unknown fields, the payload (from
+    /// `canonical`, else the `payload` member), then each field.
+    fn from_fields(value: &Value, canonical: Option<String>) -> Result<Draft> {
         let Value::Object(map) = value else {
             return Err(Error::validation(
                 "event",
@@ -64,12 +80,13 @@ impl Draft {
             ));
         }
         let payload =
-            match map.get("payload") {
-                None => return Err(Error::validation(
+            match (canonical, map.get("payload")) {
+                (Some(text), _) => Payload::from_canonical_checked(text)?,
+                (None, Some(p)) => Payload::from_value(p)?,
+                (None, None) => return Err(Error::validation(
                     "payload",
                     "payload is required; pass a JSON object, e.g. {} for an event without data",
                 )),
-                Some(p) => Payload::from_value(p)?,
             };
         Ok(Draft {
             aggregate_type: required_id(map, "aggregateType")?,
@@ -211,6 +228,28 @@ mod tests {
             "{}",
             e.message
         );
+    }
+
+    #[test]
+    fn a_canonical_payload_apart_gives_the_same_draft() {
+        let mut fields = base();
+        fields["expectedVersion"] = json!(3);
+        let whole = Draft::from_value(&fields).unwrap();
+        let payload = fields.as_object_mut().unwrap().remove("payload").unwrap();
+        let apart =
+            Draft::from_canonical_payload(&fields, crate::jcs::to_string(&payload)).unwrap();
+        assert_eq!(apart, whole);
+        // The other fields are checked the same way, and an oversized
+        // payload is refused.
+        fields["aggregateId"] = json!("");
+        let e = Draft::from_canonical_payload(&fields, "{}".into()).unwrap_err();
+        assert_eq!(e.field.as_deref(), Some("aggregateId"));
+        let big = format!(
+            "{{\"a\":\"{}\"}}",
+            "x".repeat(crate::payload::MAX_PAYLOAD_BYTES)
+        );
+        let e = Draft::from_canonical_payload(&base(), big).unwrap_err();
+        assert_eq!(e.field.as_deref(), Some("payload"));
     }
 
     #[test]

@@ -45,7 +45,8 @@ impl Payload {
         Payload::from_value(&value)
     }
 
-    fn from_canonical_checked(text: String) -> Result<Payload> {
+    /// Wraps text known to be canonical JCS after checking its size.
+    pub(crate) fn from_canonical_checked(text: String) -> Result<Payload> {
         if text.len() > MAX_PAYLOAD_BYTES {
             return Err(Error::validation(
                 "payload",

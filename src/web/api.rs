@@ -3,13 +3,12 @@
 //! these into the public `EventStore`.
 
 use super::idb::layout::DB_PREFIX;
-use super::js_json::to_json;
+use super::js_json::{self, to_json};
 use super::keys::credential::{self, Credential};
 use super::options::OpenOptions;
 use super::read::EventCursor;
 use super::store::{destroy, IdbStore};
 use crate::clock::Clock;
-use crate::draft::Draft;
 use crate::error::{Error, Result};
 use crate::filter::Filter;
 use crate::record::Record;
@@ -441,8 +440,8 @@ impl Store {
 
     /// Appends one event and resolves with it once it is durable.
     pub async fn append(&self, event: JsValue) -> std::result::Result<JsValue, JsValue> {
-        let draft = Draft::from_value(&to_json(&event, "event")?)?;
-        let records = self.inner.append_unit(vec![draft]).await?;
+        let drafts = js_json::drafts(&Array::of1(&event), &|_, err| err)?;
+        let records = self.inner.append_unit(drafts).await?;
         event_js(
             records
                 .first()
@@ -464,19 +463,13 @@ impl Store {
                 Error::validation("events", "appendBatch() needs at least one event").into(),
             );
         }
-        let drafts = events
-            .iter()
-            .enumerate()
-            .map(|(i, e)| {
-                let at = format!("[{i}]");
-                to_json(&e, "event")
-                    .and_then(|v| Draft::from_value(&v))
-                    .map_err(|err| Error {
-                        message: format!("events{at}: {}", err.message),
-                        ..err.within(&at)
-                    })
-            })
-            .collect::<Result<Vec<Draft>>>()?;
+        let drafts = js_json::drafts(&events, &|i, err| {
+            let at = format!("[{i}]");
+            Error {
+                message: format!("events{at}: {}", err.message),
+                ..err.within(&at)
+            }
+        })?;
         events_js(&self.inner.append_unit(drafts).await?)
     }
 

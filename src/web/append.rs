@@ -5,7 +5,7 @@
 //! or workers appending at once are serialized by IndexedDB and can neither
 //! fork the chain nor reuse a `device_seq`.
 
-use super::aggregate_head::AggregateRead;
+use super::aggregate_head::AggregateReads;
 use super::idb::layout::{
     self, ALL_STORES, IDEMPOTENCY, META, META_HEAD_KEY, META_KEYRING_KEY, PAGES,
 };
@@ -101,21 +101,17 @@ async fn read_seal_write(
         AtRest::Plain => None,
     };
     let mut stored_aggregates = HashMap::new();
-    let mut aggregate_reads = Vec::new();
+    let mut unseen = Vec::new();
     for id in aggregate_ids {
         match cache.and_then(|c| c.aggregate(&id)) {
             Some(known) => {
                 stored_aggregates.insert(id, known.clone());
             }
-            None => {
-                let stored_id = at_rest.index_value(field::AGGREGATE_ID, &id);
-                aggregate_reads.push((
-                    AggregateRead::issue(txn, &stored_id, store.has_legacy_aggregates)?,
-                    id,
-                ))
-            }
+            None => unseen.push((at_rest.index_value(field::AGGREGATE_ID, &id), id)),
         }
     }
+    let legacy = store.has_legacy_aggregates;
+    let aggregate_reads = AggregateReads::issue(txn, unseen, legacy, store.head_ranges.get())?;
     let mut stored_keys = HashMap::new();
     let mut key_reads = Vec::new();
     for k in keys {
@@ -141,9 +137,7 @@ async fn read_seal_write(
         Some(read) => at_rest.with_ring(ring_from_js(at_rest, &read.result().await?)?),
         None => AtRest::Plain,
     };
-    for (read, id) in aggregate_reads {
-        stored_aggregates.insert(id, read.result().await?);
-    }
+    stored_aggregates.extend(aggregate_reads.results(&store.head_ranges).await?);
     for (read, key) in key_reads {
         stored_keys.insert(key, layout::idempotency_from_js(&read.result().await?)?);
     }

@@ -1,152 +1,132 @@
 //! JavaScript values to JSON, checked on the way in.
 //!
-//! `JSON.stringify` would quietly turn NaN into null, drop functions, call
-//! `toJSON` on dates and replace lone surrogates, so the hash would no
-//! longer match what the app passed. This walk refuses all of those with the
-//! path of the offending value, and otherwise yields exactly the JSON the
-//! app meant. Object members whose value is `undefined` are skipped, as in
-//! `JSON.stringify`.
+//! The walk is in js_json.js: one call takes a whole batch of events and
+//! hands back, as UTF-8 in one buffer, each event's fields and its payload
+//! already in canonical form, so wasm neither reads objects member by
+//! member nor canonicalizes them again. It refuses what JSON cannot hold
+//! exactly (NaN, undefined, functions, dates and other class instances,
+//! lone surrogates, nesting past [`MAX_DEPTH`]) with the path of the value;
+//! this module words the refusal. A payload that is not a plain object or
+//! holds an integer beyond 2^53 − 1 comes back as plain JSON text instead,
+//! and the Rust rules name what is wrong with it.
 
+use crate::draft::Draft;
 use crate::error::{Error, Result};
 use crate::payload::MAX_DEPTH;
-use js_sys::{Array, JsString, Object, Reflect};
-use serde_json::{Map, Number, Value};
+use crate::strict_json;
+use js_sys::{Array, Uint32Array, Uint8Array};
+use serde_json::Value;
+use wasm_bindgen::prelude::wasm_bindgen;
 use wasm_bindgen::{JsCast, JsValue};
 
-/// Converts `value`, naming errors from `root` (e.g. `"event"`).
-pub(crate) fn to_json(value: &JsValue, root: &str) -> Result<Value> {
-    convert(value, 0).map_err(|mut e| {
-        let field = match e.field.take() {
-            Some(f) if !f.is_empty() => f,
-            _ => root.to_string(),
-        };
-        e.message = format!("{field} {}", e.message);
-        e.with_field(field)
-    })
+#[wasm_bindgen(module = "/src/web/js_json.js")]
+extern "C" {
+    #[wasm_bindgen(js_name = eventTexts)]
+    fn event_texts(events: &Array, max_depth: u32) -> Array;
+    #[wasm_bindgen(js_name = jsonText)]
+    fn json_text(value: &JsValue, max_depth: u32) -> JsValue;
 }
 
-fn bad(message: String) -> Error {
-    Error::validation("", message)
+/// How an error is named after the event it is about, by index.
+pub(crate) type Namer<'a> = &'a dyn Fn(usize, Error) -> Error;
+
+/// `events` as drafts, each error passed through `name`.
+pub(crate) fn drafts(events: &Array, name: Namer) -> Result<Vec<Draft>> {
+    Ok(texts_of(events, name)?
+        .into_iter()
+        .map(|(draft, _)| draft)
+        .collect())
 }
 
-fn convert(value: &JsValue, depth: usize) -> Result<Value> {
-    if value.is_null() {
-        return Ok(Value::Null);
+/// Each draft, and whether its payload's canonical text came from the
+/// JavaScript walk (rather than from parsing and the Rust rules).
+fn texts_of(events: &Array, name: Namer) -> Result<Vec<(Draft, bool)>> {
+    let texts = event_texts(events, MAX_DEPTH as u32);
+    if texts.length() == 4 {
+        let at = texts.get(3).as_f64().unwrap_or(0.0) as usize;
+        return Err(name(at, refused(&texts, "event")));
     }
-    if let Some(b) = value.as_bool() {
-        return Ok(Value::Bool(b));
+    let bytes = Uint8Array::new(&texts.get(0)).to_vec();
+    let lengths = Uint32Array::new(&texts.get(1)).to_vec();
+    let whole = Uint8Array::new(&texts.get(2)).to_vec();
+    let garbled = || Error::internal("the event walk wrote text that does not match the events");
+    if whole.len() != events.length() as usize || lengths.len() != 2 * whole.len() {
+        return Err(garbled());
     }
-    if let Some(f) = value.as_f64() {
-        return number(f);
-    }
-    if let Some(s) = value.dyn_ref::<JsString>() {
-        return Ok(Value::String(string(s)?));
-    }
-    if value.is_undefined() {
-        return Err(bad(
-            "is undefined, which JSON cannot hold; use null or leave the member out".into(),
-        ));
-    }
-    if value.is_bigint() {
-        return Err(bad(
-            "is a BigInt, which JSON cannot hold; store it as a string".into(),
-        ));
-    }
-    if value.is_function() || value.is_symbol() {
-        return Err(bad("is a function or symbol, which JSON cannot hold".into()));
-    }
-    if depth >= MAX_DEPTH {
-        return Err(bad(format!(
-            "nests deeper than {MAX_DEPTH} levels (or contains a cycle); flatten it"
-        )));
-    }
-    if Array::is_array(value) {
-        let array: &Array = value.unchecked_ref();
-        let mut items = Vec::with_capacity(array.length() as usize);
-        for (i, item) in array.iter().enumerate() {
-            let converted = convert(&item, depth + 1).map_err(|e| e.within(&format!("[{i}]")))?;
-            items.push(converted);
-        }
-        return Ok(Value::Array(items));
-    }
-    let object: &Object = value.unchecked_ref();
-    check_plain(object)?;
-    let mut map = Map::new();
-    for key in Object::keys(object).iter() {
-        let key_js: JsString = key.unchecked_into();
-        let name = string(&key_js).map_err(|e| e.within("(member name)"))?;
-        let member = Reflect::get(object, &key_js)
-            .map_err(|_| bad(format!("member {name:?} cannot be read")))?;
-        if member.is_undefined() {
-            continue;
-        }
-        let converted = convert(&member, depth + 1).map_err(|e| e.within(&name))?;
-        map.insert(name, converted);
-    }
-    Ok(Value::Object(map))
-}
-
-fn number(f: f64) -> Result<Value> {
-    if !f.is_finite() {
-        // Named as JavaScript names them (Rust would print `inf`).
-        let shown = match (f.is_nan(), f > 0.0) {
-            (true, _) => "NaN",
-            (false, true) => "Infinity",
-            (false, false) => "-Infinity",
-        };
-        return Err(bad(format!(
-            "is {shown}, which is not a JSON number; use null or a string"
-        )));
-    }
-    if f.fract() == 0.0 && f.abs() <= crate::payload::MAX_SAFE_INTEGER as f64 {
-        return Ok(Value::Number(Number::from(f as i64)));
-    }
-    Number::from_f64(f)
-        .map(Value::Number)
-        .ok_or_else(|| bad("is not a JSON number".into()))
-}
-
-fn string(s: &JsString) -> Result<String> {
-    let text = String::from(s);
-    // The conversion turns a lone surrogate into U+FFFD, so only text that
-    // has one needs the (per code unit) check; a real U+FFFD passes it.
-    if text.contains('\u{FFFD}') && !well_formed(s) {
-        return Err(bad(
-            "contains a lone UTF-16 surrogate, which cannot be stored exactly; fix the text (String.prototype.toWellFormed)".into(),
-        ));
-    }
-    Ok(text)
-}
-
-/// `String.prototype.isWellFormed()` where the browser has it (one call),
-/// else a walk over the code units.
-fn well_formed(s: &JsString) -> bool {
-    Reflect::get(s, &JsValue::from_str("isWellFormed"))
-        .ok()
-        .and_then(|f| f.dyn_into::<js_sys::Function>().ok())
-        .and_then(|f| f.call0(s).ok())
-        .and_then(|v| v.as_bool())
-        .unwrap_or_else(|| s.is_valid_utf16())
-}
-
-/// Only plain objects (and arrays) are JSON. A `Date`, `Map`, class
-/// instance or typed array would be mangled by serialization.
-fn check_plain(object: &Object) -> Result<()> {
-    let proto = Object::get_prototype_of(object);
-    if proto.is_null() || proto == Object::get_prototype_of(&Object::new()) {
-        return Ok(());
-    }
-    let constructor = Reflect::get(object, &JsValue::from_str("constructor"))
-        .ok()
-        .and_then(|c| Reflect::get(&c, &JsValue::from_str("name")).ok())
-        .and_then(|n| n.as_string())
-        .unwrap_or_else(|| "an object".into());
-    let hint = if constructor == "Date" {
-        "; pass date.toISOString() instead"
-    } else {
-        "; pass a plain object"
+    let mut rest = bytes.as_slice();
+    let mut next = |n: u32| {
+        let (text, after) = rest.split_at_checked(n as usize).ok_or_else(garbled)?;
+        rest = after;
+        String::from_utf8(text.to_vec()).map_err(|_| garbled())
     };
-    Err(bad(format!(
-        "is a {constructor}, not plain JSON data{hint}"
-    )))
+    let mut drafts = Vec::with_capacity(whole.len());
+    for (i, pair) in lengths.chunks_exact(2).enumerate() {
+        let fields = strict_json::parse(&next(pair[0])?).map_err(|_| garbled())?;
+        let payload = next(pair[1])?;
+        let quick = whole[i] == 0;
+        let draft = match quick {
+            true => Draft::from_canonical_payload(&fields, payload),
+            false => Draft::from_value(&fields),
+        };
+        drafts.push((draft.map_err(|err| name(i, err))?, quick));
+    }
+    Ok(drafts)
+}
+
+/// `event` as a draft by both roads: the JavaScript walk's canonical text
+/// (`None` where it leaves the payload to Rust) and plain JSON text
+/// canonicalized by Rust. Tests hold the two to the same answer.
+#[doc(hidden)]
+pub fn draft_both_ways(event: &JsValue) -> (Option<Result<Draft>>, Result<Draft>) {
+    let quick = match texts_of(&Array::of1(event), &|_, e| e) {
+        Ok(mut drafts) => match drafts.pop() {
+            Some((draft, true)) => Some(Ok(draft)),
+            _ => None,
+        },
+        Err(e) => Some(Err(e)),
+    };
+    let walked = to_json(event, "event").and_then(|v| Draft::from_value(&v));
+    (quick, walked)
+}
+
+/// Converts `value`, naming errors from `root` (e.g. `"filter"`).
+pub(crate) fn to_json(value: &JsValue, root: &str) -> Result<Value> {
+    let text = json_text(value, MAX_DEPTH as u32);
+    match text.as_string() {
+        Some(text) => strict_json::parse(&text)
+            .map_err(|_| Error::internal("the JSON walk wrote text that does not parse")),
+        None => Err(refused(text.unchecked_ref(), root)),
+    }
+}
+
+/// The error for a refusal `[path, code, detail, ...]` of js_json.js.
+fn refused(refusal: &Array, root: &str) -> Error {
+    let part = |i| refusal.get(i).as_string().unwrap_or_default();
+    let (path, code, detail) = (part(0), part(1), part(2));
+    let message = match code.as_str() {
+        "undefined" => {
+            "is undefined, which JSON cannot hold; use null or leave the member out".into()
+        }
+        "bigint" => "is a BigInt, which JSON cannot hold; store it as a string".into(),
+        "function" => "is a function or symbol, which JSON cannot hold".into(),
+        "depth" => {
+            format!("nests deeper than {MAX_DEPTH} levels (or contains a cycle); flatten it")
+        }
+        "number" => format!("is {detail}, which is not a JSON number; use null or a string"),
+        "surrogate" => "contains a lone UTF-16 surrogate, which cannot be stored exactly; fix the text (String.prototype.toWellFormed)".into(),
+        "class" => format!(
+            "is a {detail}, not plain JSON data; {}",
+            match detail.as_str() {
+                "Date" => "pass date.toISOString() instead",
+                _ => "pass a plain object",
+            }
+        ),
+        "unreadable" => format!("member {detail:?} cannot be read"),
+        _ => format!("cannot be read as JSON data ({detail})"),
+    };
+    let field = match path.is_empty() {
+        true => root.to_string(),
+        false => path,
+    };
+    Error::validation(field.clone(), format!("{field} {message}"))
 }

@@ -20,4 +20,6 @@ mod sync;
 mod write_cache;
 
 pub use api::{Cursor, Store};
+#[doc(hidden)]
+pub use js_json::draft_both_ways;
 pub use platform::{BrowserClock, BrowserEntropy};

@@ -19,7 +19,7 @@ use crate::crypto::keys::{KeySet, MasterKey};
 use crate::error::{Error, ErrorCode, Result};
 use crate::state::{Head, Identity};
 use crate::timestamp;
-use std::cell::RefCell;
+use std::cell::{Cell, RefCell};
 use std::rc::Rc;
 use wasm_bindgen::prelude::*;
 use web_sys::IdbDatabase;
@@ -41,6 +41,10 @@ pub(crate) struct IdbStore {
     /// was opened: only stores upgraded from before layout 3 have any, and
     /// nothing adds them since, so appends to others never look there.
     pub(crate) has_legacy_aggregates: bool,
+    /// Whether appends read unseen aggregates' heads as one range (see
+    /// `aggregate_head`): true until a range holds too many other heads,
+    /// as random or blinded ids make it do.
+    pub(crate) head_ranges: Cell<bool>,
     db: IdbDatabase,
     closed: Rc<RefCell<Option<Error>>>,
     on_version_change: RefCell<Option<Closure<dyn FnMut()>>>,
@@ -78,6 +82,7 @@ impl IdbStore {
             sync: Default::default(),
             blind_indexes,
             has_legacy_aggregates: legacy,
+            head_ranges: Cell::new(blind_indexes != Some(true)),
             db,
             closed: Rc::default(),
             on_version_change: RefCell::new(None),

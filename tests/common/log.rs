@@ -470,3 +470,87 @@ async fn appends_through_two_connections_never_fork_or_miscount() {
         assert_eq!(num(&report, "checked"), 12.0);
     }
 }
+
+/// A batch whose aggregates this connection has not seen finds them all at
+/// once, as one range of head keys, or a cursor each when the range holds
+/// too many other aggregates; either way each continues at its version.
+#[wasm_bindgen_test]
+async fn unseen_aggregates_are_found_by_range_or_by_cursor_alike() {
+    let writer = fresh("log-head-ranges").await;
+    // m-1 three times, m-2 once, m-3 in another commit; m-1x and m-2x sort
+    // between them; z-0 .. z-39 sort after everything.
+    let first: Vec<&str> = vec!["m-1", "m-1x", "m-1", "m-2", "m-2x", "m-1"];
+    let batch = js_sys::Array::new();
+    for id in &first {
+        batch.push(&event(id, "{}"));
+    }
+    writer.append_batch(batch.into()).await.unwrap();
+    writer.append(event("m-3", "{}")).await.unwrap();
+    let others = js_sys::Array::new();
+    for i in 0..40 {
+        others.push(&event(&format!("z-{i:02}"), "{}"));
+    }
+    writer.append_batch(others.into()).await.unwrap();
+
+    let batch_with = |pairs: &[(&str, Option<u32>)]| {
+        let batch = js_sys::Array::new();
+        for (id, expected) in pairs {
+            let e = event(id, "{}");
+            if let Some(v) = expected {
+                put(&e, "expectedVersion", (*v).into());
+            }
+            batch.push(&e);
+        }
+        JsValue::from(batch)
+    };
+    let versions = |stored: &JsValue| {
+        items(stored)
+            .iter()
+            .map(|e| num(e, "aggregateVersion"))
+            .collect::<Vec<_>>()
+    };
+
+    // A range that holds all of them, and a new one.
+    let reader = open("log-head-ranges").await;
+    let stored = reader
+        .append_batch(batch_with(&[
+            ("m-1", Some(3)),
+            ("m-2", Some(1)),
+            ("m-3", Some(1)),
+            ("m-new", Some(0)),
+            ("m-1x", None),
+        ]))
+        .await
+        .unwrap();
+    assert_eq!(versions(&stored), vec![4.0, 2.0, 2.0, 1.0, 2.0]);
+
+    // A stale expectation is still decided on the stored version.
+    let other = open("log-head-ranges").await;
+    expect_code(
+        other
+            .append_batch(batch_with(&[("m-2", Some(1)), ("m-3", Some(2))]))
+            .await,
+        "ANNAL_VERSION_CONFLICT",
+    );
+
+    // From m-1 to z-39 lie more than a few heads per aggregate: the
+    // cursors are used, with the same answers, and so is every later batch.
+    let stored = other
+        .append_batch(batch_with(&[
+            ("z-39", Some(1)),
+            ("m-1", Some(4)),
+            ("m-2", None),
+        ]))
+        .await
+        .unwrap();
+    assert_eq!(versions(&stored), vec![2.0, 5.0, 3.0]);
+    let stored = other
+        .append_batch(batch_with(&[("m-3", Some(2)), ("z-00", Some(1))]))
+        .await
+        .unwrap();
+    assert_eq!(versions(&stored), vec![3.0, 2.0]);
+
+    let report = writer.verify(JsValue::UNDEFINED).await.unwrap();
+    assert_eq!(get(&report, "ok"), JsValue::TRUE);
+    assert_eq!(num(&report, "checked"), 57.0);
+}

@@ -3,6 +3,7 @@
 
 mod bad_input;
 mod encryption;
+mod json_input;
 mod lifecycle;
 mod log;
 mod tamper;

@@ -35,3 +35,58 @@ export function transactionDone(tx) {
   done.catch(() => {});
   return done;
 }
+
+// A pages record from its metadata as JSON text and its packed records:
+// one parse instead of a call per string. The records are a view of wasm
+// memory, so they are copied out.
+export function pageValue(meta, records) {
+  const page = JSON.parse(meta);
+  page.records = records.slice();
+  return page;
+}
+
+// The newest by_aggregate_head key of each stored aggregate id in ids, or
+// null, in the order of ids; resolves [keys, rangePaid]. With range, first
+// one key cursor over every head from the smallest id to the largest,
+// given up past a few keys per id (RANGE_KEYS_EACH, RANGE_SLACK); else, or
+// then, a backwards cursor each, all in flight at once. Strings compare by
+// UTF-16 code units here as in IndexedDB, so min and max bound the range.
+const RANGE_KEYS_EACH = 4;
+const RANGE_SLACK = 16;
+const headsOf = (id) => IDBKeyRange.bound([id], [id, []]);
+
+export function newestHeads(index, ids, range) {
+  return new Promise((resolve, reject) => {
+    const failed = (request) => () => reject(request.error);
+    const each = (paid) => {
+      const keys = ids.map(() => null);
+      let left = ids.length;
+      if (!left) resolve([keys, paid]);
+      ids.forEach((id, i) => {
+        const request = index.openKeyCursor(headsOf(id), "prev");
+        request.onerror = failed(request);
+        request.onsuccess = () => {
+          if (request.result) keys[i] = request.result.key;
+          if (--left === 0) resolve([keys, paid]);
+        };
+      });
+    };
+    if (!range || ids.length < 2) return each(range);
+    const lo = ids.reduce((a, b) => (b < a ? b : a));
+    const hi = ids.reduce((a, b) => (b > a ? b : a));
+    const newest = new Map();
+    let left = ids.length * RANGE_KEYS_EACH + RANGE_SLACK;
+    const request = index.openKeyCursor(IDBKeyRange.bound([lo], [hi, []]));
+    request.onerror = failed(request);
+    request.onsuccess = () => {
+      const cursor = request.result;
+      if (!cursor) resolve([ids.map((id) => newest.get(id) ?? null), true]);
+      else if (--left < 0) each(false);
+      else {
+        // In key order: an aggregate's last key is its newest.
+        newest.set(cursor.key[0], cursor.key);
+        cursor.continue();
+      }
+    };
+  });
+}

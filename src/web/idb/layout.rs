@@ -2,10 +2,18 @@
 //! the conversion of its records to and from JavaScript values.
 
 use crate::error::{Error, Result};
+use crate::jcs;
 use crate::page::{Page, PageMeta};
 use crate::state::{AggregateState, Head, IdempotencyEntry, Identity};
 use js_sys::{Array, Object, Reflect, Uint8Array};
+use wasm_bindgen::prelude::wasm_bindgen;
 use wasm_bindgen::{JsCast, JsValue};
+
+#[wasm_bindgen(module = "/src/web/idb/glue.js")]
+extern "C" {
+    #[wasm_bindgen(js_name = pageValue)]
+    fn page_value(meta: &str, records: &[u8]) -> JsValue;
+}
 
 /// Database names are `annal:` + the store name, so they never collide
 /// with an app's own databases.
@@ -78,13 +86,6 @@ fn get_u64(obj: &JsValue, what: &str, key: &str) -> Result<u64> {
         .and_then(|v| v.as_f64())
         .and_then(crate::payload::safe_count_f64)
         .ok_or_else(|| corrupt(what, key))
-}
-
-fn strings(list: &[String]) -> JsValue {
-    list.iter()
-        .map(|s| JsValue::from_str(s))
-        .collect::<Array>()
-        .into()
 }
 
 fn get_strings(obj: &JsValue, what: &str, key: &str) -> Result<Vec<String>> {
@@ -198,38 +199,46 @@ pub(crate) fn head_from_js(v: &JsValue) -> Result<Option<Head>> {
     }))
 }
 
-/// A `pages` record.
+/// A `pages` record. Its metadata crosses into JavaScript as one JSON text
+/// that glue.js parses, rather than a call per string and number.
 pub(crate) fn page_to_js(page: &Page) -> JsValue {
     let m = &page.meta;
-    let o = Object::new();
-    set(
-        &o,
-        "first_device_seq",
-        &JsValue::from(m.first_device_seq as f64),
-    );
-    set(
-        &o,
-        "last_device_seq",
-        &JsValue::from(m.last_device_seq as f64),
-    );
-    set(&o, "aggregate_ids", &strings(&m.aggregate_ids));
-    set(&o, "aggregate_types", &strings(&m.aggregate_types));
-    set(&o, "event_types", &strings(&m.event_types));
-    let buckets: Array = m
-        .time_buckets
-        .iter()
-        .map(|b| JsValue::from(*b as f64))
-        .collect();
-    set(&o, "time_buckets", &buckets);
-    if let Some(heads) = &m.aggregate_heads {
-        let heads: Array = heads
-            .iter()
-            .map(|(id, a)| aggregate_head_key(id, a))
-            .collect();
-        set(&o, "aggregate_heads", &heads);
+    let mut meta = String::with_capacity(64 + 96 * m.aggregate_ids.len());
+    let strings = |out: &mut String, key: &str, list: &[String]| {
+        out.push_str(&format!(",\"{key}\":["));
+        for (i, s) in list.iter().enumerate() {
+            if i > 0 {
+                out.push(',');
+            }
+            jcs::write_string(out, s);
+        }
+        out.push(']');
+    };
+    meta.push_str(&format!(
+        "{{\"first_device_seq\":{},\"last_device_seq\":{}",
+        m.first_device_seq, m.last_device_seq
+    ));
+    strings(&mut meta, "aggregate_ids", &m.aggregate_ids);
+    strings(&mut meta, "aggregate_types", &m.aggregate_types);
+    strings(&mut meta, "event_types", &m.event_types);
+    meta.push_str(",\"time_buckets\":[");
+    for (i, b) in m.time_buckets.iter().enumerate() {
+        meta.push_str(&format!("{}{b}", if i > 0 { "," } else { "" }));
     }
-    set(&o, "records", &Uint8Array::from(page.records.as_slice()));
-    o.into()
+    meta.push(']');
+    if let Some(heads) = &m.aggregate_heads {
+        meta.push_str(",\"aggregate_heads\":[");
+        for (i, (id, a)) in heads.iter().enumerate() {
+            meta.push_str(if i > 0 { ",[" } else { "[" });
+            jcs::write_string(&mut meta, id);
+            meta.push_str(&format!(",{},", a.version));
+            jcs::write_string(&mut meta, &a.aggregate_type);
+            meta.push_str(&format!(",{}]", a.last_device_seq));
+        }
+        meta.push(']');
+    }
+    meta.push('}');
+    page_value(&meta, &page.records)
 }
 
 /// The packed records of a `pages` record.
@@ -241,12 +250,12 @@ pub(crate) fn page_records_from_js(v: &JsValue) -> Result<Vec<u8>> {
     Ok(bytes.to_vec())
 }
 
-/// A whole `pages` record.
 /// A stored page's key, `first_device_seq`, without reading the rest.
 pub(crate) fn page_first_device_seq(v: &JsValue) -> Result<u64> {
     get_u64(v, "page", "first_device_seq")
 }
 
+/// A whole `pages` record.
 pub(crate) fn page_from_js(v: &JsValue) -> Result<Page> {
     let buckets = get(v, "time_buckets").ok_or_else(|| corrupt("page", "time_buckets"))?;
     let buckets: &Array = buckets
@@ -283,18 +292,8 @@ pub(crate) fn page_from_js(v: &JsValue) -> Result<Page> {
     })
 }
 
-/// One `aggregate_heads` entry, which is also its `by_aggregate_head` key:
-/// `[aggregate_id, version, aggregate_type, last_device_seq]`.
-fn aggregate_head_key(id: &str, a: &AggregateState) -> JsValue {
-    let key = Array::new();
-    key.push(&JsValue::from_str(id));
-    key.push(&JsValue::from(a.version as f64));
-    key.push(&JsValue::from_str(&a.aggregate_type));
-    key.push(&JsValue::from(a.last_device_seq as f64));
-    key.into()
-}
-
-/// An `aggregate_heads` entry or `by_aggregate_head` key, read back.
+/// An `aggregate_heads` entry, which is also its `by_aggregate_head` key,
+/// read back: `[aggregate_id, version, aggregate_type, last_device_seq]`.
 pub(crate) fn aggregate_head_from_key(key: &JsValue) -> Result<(String, AggregateState)> {
     let bad = || corrupt("page", "aggregate_heads");
     let key: &Array = key.dyn_ref().ok_or_else(bad)?;
@@ -310,15 +309,6 @@ pub(crate) fn aggregate_head_from_key(key: &JsValue) -> Result<(String, Aggregat
             last_device_seq: count(key.get(3)).ok_or_else(bad)?,
         },
     ))
-}
-
-/// The `by_aggregate_head` keys of aggregate `stored_id`, all of them:
-/// from `[id]` (below every longer key starting with it) to `[id, []]`
-/// (above them, since an array sorts after every number).
-pub(crate) fn aggregate_head_range(stored_id: &str) -> Result<web_sys::IdbKeyRange> {
-    let lower = Array::of1(&JsValue::from_str(stored_id));
-    let upper = Array::of2(&JsValue::from_str(stored_id), &Array::new());
-    web_sys::IdbKeyRange::bound(&lower, &upper).map_err(super::errors::from_dom)
 }
 
 /// An `aggregates` record (written before layout 3).

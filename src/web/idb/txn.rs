@@ -106,6 +106,14 @@ impl Pending {
     }
 }
 
+impl Pending {
+    /// A promise from glue.js that settles inside a request's event, as
+    /// `requestDone`'s does.
+    pub(crate) fn settled_in_request(promise: Promise) -> Pending {
+        Pending(JsFuture::from(promise))
+    }
+}
+
 /// Issues a request whose result will be awaited.
 pub(crate) fn pending(req: std::result::Result<IdbRequest, JsValue>) -> Result<Pending> {
     let req = req.map_err(from_dom)?;
