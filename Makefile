@@ -72,7 +72,8 @@ node_modules/.package-lock.json: package.json package-lock.json
 # gzipped; the .d.ts files keep the docs), the JavaScript then stripped of
 # whitespace by esbuild (names are kept, so errors, stack traces and the
 # classes apps test with `instanceof` read as written; a fifth of the
-# JavaScript's gzipped size), and the packed tarball; then annal-verify and annal-server,
+# JavaScript's gzipped size; wasm-bindgen's glue and our snippets, which
+# no app names, are minified outright), and the packed tarball; then annal-verify and annal-server,
 # which the package tests run. (wasm-pack runs the Rust browser tests.)
 # `make build WASM_BINDGEN_FLAGS=` keeps the wasm name section, so CPU
 # profiles (node bench/run.mjs --cpu-profile DIR) name the Rust functions.
@@ -84,7 +85,8 @@ build: setup
 	cp -r pkg/annal.js pkg/annal.d.ts pkg/annal_bg.wasm pkg/annal_bg.wasm.d.ts pkg/snippets js/wasm/
 	rm -rf js/dist && npx tsc -p js/tsconfig.json --removeComments --declaration false
 	npx tsc -p js/tsconfig.json --emitDeclarationOnly
-	npx esbuild $$(find js/dist js/wasm -name '*.js') --minify-whitespace --minify-syntax --log-level=warning --outdir=js --outbase=js --allow-overwrite
+	npx esbuild $$(find js/dist -name '*.js') --minify-whitespace --minify-syntax --log-level=warning --outdir=js --outbase=js --allow-overwrite
+	npx esbuild $$(find js/wasm -name '*.js') --minify --log-level=error --outdir=js --outbase=js --allow-overwrite
 	mkdir -p target/npm && rm -rf target/npm/package
 	npm pack ./js --pack-destination target/npm --silent >/dev/null
 	tar -xzf $(TARBALL) -C target/npm

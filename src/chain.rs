@@ -251,7 +251,7 @@ impl ChainVerifier {
     pub fn feed_raw(&mut self, raw: &RawRecord<'_>) -> Option<Envelope> {
         match raw.parse_envelope() {
             Ok(envelope) => {
-                self.feed(&envelope, &raw.salt, raw.payload);
+                self.feed_stored(&envelope, Some(raw.envelope), &raw.salt, raw.payload);
                 Some(envelope)
             }
             Err(why) => {
@@ -276,6 +276,18 @@ impl ChainVerifier {
 
     /// Feeds one parsed record.
     pub fn feed(&mut self, e: &Envelope, salt: &[u8; SALT_LEN], payload: &[u8]) {
+        self.feed_stored(e, None, salt, payload);
+    }
+
+    /// [`ChainVerifier::feed`] of a record whose envelope was parsed from
+    /// the bytes `stored`, which must be its canonical text.
+    fn feed_stored(
+        &mut self,
+        e: &Envelope,
+        stored: Option<&[u8]>,
+        salt: &[u8; SALT_LEN],
+        payload: &[u8],
+    ) {
         if let Some(missing) = self.missing {
             if e.device_seq == missing {
                 self.missing = None;
@@ -291,7 +303,17 @@ impl ChainVerifier {
             return;
         }
         let expected = self.expected_seq;
-        match record::check_integrity(e, salt, payload) {
+        match record::check_stored(e, stored, salt, payload) {
+            Err(IntegrityFault::Encoding) => {
+                return self.fail(
+                    e.device_seq,
+                    BreakReason::HashMismatch,
+                    format!(
+                        "event {} was modified: its stored envelope is not the canonical text its hash covers",
+                        e.device_seq
+                    ),
+                )
+            }
             Err(IntegrityFault::Hash) => {
                 return self.fail(
                     e.device_seq,

@@ -371,17 +371,21 @@ pub fn read_checked_where(
         envelope
             .check_shape()
             .map_err(|e| tampered(at, &e.message))?;
-        crate::record::check_integrity(&envelope, &raw.salt, raw.payload).map_err(|fault| {
-            tampered(
-                envelope.device_seq,
-                match fault {
-                    crate::record::IntegrityFault::Hash => "its hash does not match its fields",
-                    crate::record::IntegrityFault::PayloadDigest => {
-                        "its payload does not match its digest"
-                    }
-                },
-            )
-        })?;
+        crate::record::check_stored(&envelope, Some(raw.envelope), &raw.salt, raw.payload)
+            .map_err(|fault| {
+                tampered(
+                    envelope.device_seq,
+                    match fault {
+                        crate::record::IntegrityFault::Hash => "its hash does not match its fields",
+                        crate::record::IntegrityFault::Encoding => {
+                            "its stored envelope is not its canonical text"
+                        }
+                        crate::record::IntegrityFault::PayloadDigest => {
+                            "its payload does not match its digest"
+                        }
+                    },
+                )
+            })?;
         let payload = String::from_utf8(raw.payload.to_vec())
             .map_err(|_| tampered(at, "payload is not UTF-8"))?;
         records.push(Record {
@@ -535,5 +539,32 @@ mod tests {
         assert_eq!(others[1], records[2]);
         let err = read_checked_where(1, bytes, |e| e.aggregate_id == "d-1").unwrap_err();
         assert_eq!((err.code, err.device_seq), (ErrorCode::Tampered, Some(2)));
+    }
+
+    /// An envelope stored as other text for the same values (here a space
+    /// after its first member, so its hash still matches) is refused.
+    #[test]
+    fn an_envelope_stored_in_another_encoding_is_refused() {
+        let records = records(2);
+        let mut bytes = Vec::new();
+        encode_record(&mut bytes, &records[0]);
+        let spaced = records[1]
+            .envelope
+            .canonical()
+            .replacen("\",\"", "\", \"", 1);
+        assert_eq!(Envelope::parse(&spaced).unwrap(), records[1].envelope);
+        encode_raw(
+            &mut bytes,
+            spaced.as_bytes(),
+            &records[1].salt,
+            records[1].payload.as_str().as_bytes(),
+        );
+        let err = read_checked(1, &bytes).unwrap_err();
+        assert_eq!((err.code, err.device_seq), (ErrorCode::Tampered, Some(2)));
+        assert!(err.message.contains("canonical"), "{}", err.message);
+        assert_eq!(
+            read_checked_where(1, &bytes, |e| e.device_seq == 1).unwrap(),
+            records[..1]
+        );
     }
 }

@@ -21,6 +21,11 @@ pub enum Mutation {
     FlipPayloadByte(u64),
     /// Change `event_type` of event `n` without fixing its hash.
     ChangeField(u64),
+    /// Re-encode the envelope of event `n` with the same field values:
+    /// `\u` escapes for the letters of its `event_type`, the same JSON to
+    /// any parser, and the same hash, which is taken over the canonical
+    /// text.
+    ReencodeEnvelope(u64),
     /// Remove event `n`.
     DeleteEvent(u64),
     /// Swap the stored positions of events `a` and `b`.
@@ -55,7 +60,9 @@ impl Mutation {
         use BreakReason::*;
         match self {
             Mutation::FlipPayloadByte(n) => Expectation::Detected(n, PayloadDigestMismatch),
-            Mutation::ChangeField(n) => Expectation::Detected(n, HashMismatch),
+            Mutation::ChangeField(n) | Mutation::ReencodeEnvelope(n) => {
+                Expectation::Detected(n, HashMismatch)
+            }
             Mutation::DeleteEvent(n) => Expectation::Detected(n, MissingEvent),
             Mutation::SwapEvents(a, b) => Expectation::Detected(a.min(b), OutOfOrder),
             Mutation::InsertForged(n) => Expectation::Detected(n, BrokenLink),
@@ -118,6 +125,20 @@ pub fn apply(store: &mut MemoryStore, mutation: Mutation) {
             let mut e = parse(&records[at(n)]);
             e.event_type.push_str("-edited");
             records[at(n)].envelope = e.canonical().into_bytes();
+        }
+        Mutation::ReencodeEnvelope(n) => {
+            let e = parse(&records[at(n)]);
+            let plain = format!("\"event_type\":\"{}\"", e.event_type);
+            let escaped: String = e
+                .event_type
+                .chars()
+                .map(|c| format!("\\u{:04x}", c as u32))
+                .collect();
+            let text = e
+                .canonical()
+                .replacen(&plain, &format!("\"event_type\":\"{escaped}\""), 1);
+            assert_ne!(text, e.canonical());
+            records[at(n)].envelope = text.into_bytes();
         }
         Mutation::DeleteEvent(n) => {
             records.remove(at(n));
@@ -273,6 +294,7 @@ mod tests {
         let table = [
             ("flip one byte of a payload", Mutation::FlipPayloadByte(4)),
             ("change a field", Mutation::ChangeField(6)),
+            ("re-encode an envelope", Mutation::ReencodeEnvelope(5)),
             ("delete an event", Mutation::DeleteEvent(3)),
             ("swap two events", Mutation::SwapEvents(5, 8)),
             ("insert a forged event", Mutation::InsertForged(7)),
