@@ -86,7 +86,7 @@ impl AggregateReads {
     ) -> Result<Vec<(String, Option<AggregateState>)>> {
         let answer: Array = self.heads.result().await?.unchecked_into();
         let keys: Array = answer.get(0).unchecked_into();
-        if answer.get(1).as_bool() == Some(false) {
+        if answer.get(1).as_bool() == Some(true) {
             ranges.set(false);
         }
         let mut records = self.before_layout_3.map(Vec::into_iter);

@@ -137,7 +137,11 @@ async fn read_seal_write(
         Some(read) => at_rest.with_ring(ring_from_js(at_rest, &read.result().await?)?),
         None => AtRest::Plain,
     };
-    stored_aggregates.extend(aggregate_reads.results(&store.head_ranges).await?);
+    let found = aggregate_reads.results(&store.head_ranges).await?;
+    if !found.is_empty() && found.iter().all(|(_, state)| state.is_none()) {
+        store.presume_new.set(true);
+    }
+    stored_aggregates.extend(found);
     for (read, key) in key_reads {
         stored_keys.insert(key, layout::idempotency_from_js(&read.result().await?)?);
     }

@@ -1,18 +1,27 @@
-//! Encrypted appends sealed before their transaction, with WebCrypto.
+//! Appends sealed before their transaction, which then only writes.
 //!
-//! AES-GCM in wasm runs in software at a few tens of MB/s; WebCrypto runs
-//! at native speed but only asynchronously, which an append transaction
-//! cannot wait for. When this context's write cache already holds
-//! everything an append would read (the head, every aggregate it touches,
-//! every idempotency key it uses) the records are hashed, laid out and
-//! encrypted first, and the transaction only writes them. Whatever the
-//! cache guessed wrong is caught in that transaction, which then aborts
-//! with nothing written and the append goes again the ordinary way:
+//! When this context's write cache already holds what an append would
+//! read (the head, every idempotency key it uses, and every aggregate it
+//! touches, or few enough unseen ones that are presumed new), the records
+//! are hashed and laid out first, and in an encrypted store encrypted with
+//! WebCrypto: AES-GCM in wasm runs in software at a few tens of MB/s, and
+//! WebCrypto at native speed but only asynchronously, which an append
+//! transaction cannot wait for. The transaction issues its checks and its
+//! writes at once, so it does not wait for a read before it writes.
+//! Whatever was guessed wrong is caught in that transaction, which then
+//! aborts with nothing written, and the append goes again the ordinary way:
 //! - a head moved by another context: the page key `first_device_seq`
 //!   exists already and the `add` fails (see `WriteCache`);
 //! - a key ring changed by another context (rotation, re-encryption): the
-//!   ring is read in the transaction and compared.
+//!   ring is read in the transaction and compared;
+//! - an aggregate presumed new that has events: its newest head (and, in
+//!   stores from before layout 3, its `aggregates` record) is read before
+//!   the writes, each in one request that needs no cursor step, since a
+//!   step would be queued after the writes and see them. The store then
+//!   stops presuming until an ordinary read finds every unseen aggregate
+//!   new again.
 
+use super::aggregate_head::AggregateReads;
 use super::append::{write_commit, written_state};
 use super::idb::layout::{ALL_STORES, META, META_KEYRING_KEY};
 use super::idb::txn::{pending, Txn};
@@ -21,6 +30,7 @@ use super::platform::{BrowserClock, BrowserEntropy};
 use super::store::{ring_from_js, IdbStore};
 use super::write_cache::WriteCache;
 use crate::at_rest::AtRest;
+use crate::crypto::blind::field;
 use crate::crypto::deferred::SealPlan;
 use crate::error::{Error, ErrorCode, Result};
 use crate::seal::{self, Sealed, Unit};
@@ -35,6 +45,10 @@ pub(crate) enum Ahead {
     Declined(Option<WriteCache>),
 }
 
+/// Most unseen aggregates one append presumes new; each is checked with a
+/// request of its own.
+const PRESUMED_AT_MOST: usize = 4;
+
 /// Seals `units` before the transaction and commits them, if the cache
 /// allows. An error means a transaction ran and wrote nothing.
 pub(crate) async fn commit(
@@ -43,19 +57,28 @@ pub(crate) async fn commit(
     units: &[Unit],
     cache: Option<WriteCache>,
 ) -> Result<Ahead> {
-    let (AtRest::Sealed(s), Some(known)) = (at_rest, cache.as_ref()) else {
+    let Some(known) = cache.as_ref() else {
         return Ok(Ahead::Declined(cache));
     };
-    if !webcrypto::available() {
-        return Ok(Ahead::Declined(cache));
-    }
+    let sealed_store = match at_rest {
+        AtRest::Sealed(s) if webcrypto::available() => Some(s),
+        AtRest::Sealed(_) => return Ok(Ahead::Declined(cache)),
+        AtRest::Plain => None,
+    };
     let (aggregate_ids, keys) = seal::keys_to_read(units);
     let mut aggregates = HashMap::new();
+    let mut presumed = Vec::new();
     for id in aggregate_ids {
         match known.aggregate(&id) {
-            Some(state) => aggregates.insert(id, state.clone()),
+            Some(state) => {
+                aggregates.insert(id, state.clone());
+            }
+            None if store.presume_new.get() && presumed.len() < PRESUMED_AT_MOST => {
+                presumed.push((at_rest.index_value(field::AGGREGATE_ID, &id), id.clone()));
+                aggregates.insert(id, None);
+            }
             None => return Ok(Ahead::Declined(cache)),
-        };
+        }
     }
     let mut used = HashMap::new();
     for key in keys {
@@ -67,48 +90,84 @@ pub(crate) async fn commit(
     let head = known.head.clone();
     let view = at_rest.view_of(units, head.clone(), aggregates, used);
     let sealed = seal::seal(&store.identity, view, units, &BrowserClock, &BrowserEntropy);
-    let before = sealed.head.device_seq - sealed.records.len() as u64;
-    if sealed.records.is_empty()
-        || s.ring
-            .clone()
-            .rotate_if_due(before, sealed.records.len() as u64)
-    {
-        // Nothing to encrypt, or a new data key is due, which the ordinary
-        // path starts inside its transaction.
+    if sealed.records.is_empty() {
         return Ok(Ahead::Declined(cache));
     }
-
-    let plan = SealPlan::new(s, &sealed.records, &BrowserEntropy);
-    let key = store.keys.web_data_key(s, plan.key_id).await?;
-    let ciphertexts = webcrypto::seal_all(&key, &plan).await?;
-    let pages = plan.into_pages(at_rest, &sealed.records, &ciphertexts)?;
+    let pages = match sealed_store {
+        Some(s) => {
+            let before = sealed.head.device_seq - sealed.records.len() as u64;
+            if s.ring
+                .clone()
+                .rotate_if_due(before, sealed.records.len() as u64)
+            {
+                // A new data key is due, which the ordinary path starts
+                // inside its transaction.
+                return Ok(Ahead::Declined(cache));
+            }
+            let plan = SealPlan::new(s, &sealed.records, &BrowserEntropy);
+            let key = store.keys.web_data_key(s, plan.key_id).await?;
+            let ciphertexts = webcrypto::seal_all(&key, &plan).await?;
+            plan.into_pages(at_rest, &sealed.records, &ciphertexts)?
+        }
+        None => at_rest.pack(&sealed.records, &BrowserEntropy),
+    };
 
     let txn = Txn::begin(store.db()?, &ALL_STORES, true, store.durability)?;
-    let written = (|| -> Result<_> {
-        let ring = pending(txn.store(META)?.get(&JsValue::from_str(META_KEYRING_KEY)))?;
+    let issued = (|| -> Result<_> {
+        // Reads first: IndexedDB answers requests in order.
+        let ring = match sealed_store {
+            Some(_) => Some(pending(
+                txn.store(META)?.get(&JsValue::from_str(META_KEYRING_KEY)),
+            )?),
+            None => None,
+        };
+        let new = match presumed.is_empty() {
+            true => None,
+            false => Some(AggregateReads::issue(
+                &txn,
+                presumed,
+                store.has_legacy_aggregates,
+                false,
+            )?),
+        };
         write_commit(&txn, at_rest, &pages, &sealed)?;
-        Ok(ring)
+        Ok((ring, new))
     })();
-    let ring = match written {
-        Ok(ring) => ring,
+    let (ring, new) = match issued {
+        Ok(issued) => issued,
         Err(e) => {
             txn.abort();
             return Err(e);
         }
     };
-    let unchanged = match ring.result().await {
-        Ok(v) => ring_from_js(at_rest, &v).map(|r| r == s.ring),
-        Err(e) => Err(e),
-    };
-    if !matches!(unchanged, Ok(true)) {
-        txn.abort();
-        store.keys.mark_ring_stale();
-        return Err(unchanged.err().unwrap_or_else(|| {
-            Error::new(
-                ErrorCode::Storage,
-                "another context changed the key ring during this append; nothing was written",
-            )
-        }));
+    if let (Some(ring), Some(s)) = (ring, sealed_store) {
+        let unchanged = match ring.result().await {
+            Ok(v) => ring_from_js(at_rest, &v).map(|r| r == s.ring),
+            Err(e) => Err(e),
+        };
+        if !matches!(unchanged, Ok(true)) {
+            txn.abort();
+            store.keys.mark_ring_stale();
+            return Err(unchanged.err().unwrap_or_else(|| {
+                Error::new(
+                    ErrorCode::Storage,
+                    "another context changed the key ring during this append; nothing was written",
+                )
+            }));
+        }
+    }
+    if let Some(new) = new {
+        let found = new.results(&store.head_ranges).await;
+        if !matches!(&found, Ok(states) if states.iter().all(|(_, s)| s.is_none())) {
+            txn.abort();
+            store.presume_new.set(false);
+            return Err(found.err().unwrap_or_else(|| {
+                Error::new(
+                    ErrorCode::Storage,
+                    "an aggregate this append presumed new has events; nothing was written",
+                )
+            }));
+        }
     }
     txn.commit_now().await?;
     let learned = WriteCache::after_commit(

@@ -45,6 +45,10 @@ pub(crate) struct IdbStore {
     /// `aggregate_head`): true until a range holds too many other heads,
     /// as random or blinded ids make it do.
     pub(crate) head_ranges: Cell<bool>,
+    /// Whether an append may presume an aggregate it has not seen has no
+    /// events (see `seal_ahead`): cleared when one had, set again when an
+    /// ordinary read finds every unseen aggregate new.
+    pub(crate) presume_new: Cell<bool>,
     db: IdbDatabase,
     closed: Rc<RefCell<Option<Error>>>,
     on_version_change: RefCell<Option<Closure<dyn FnMut()>>>,
@@ -83,6 +87,7 @@ impl IdbStore {
             blind_indexes,
             has_legacy_aggregates: legacy,
             head_ranges: Cell::new(blind_indexes != Some(true)),
+            presume_new: Cell::new(true),
             db,
             closed: Rc::default(),
             on_version_change: RefCell::new(None),

@@ -133,6 +133,67 @@ test("64 concurrent appends share a few commits (group commit)", async () => {
   await page.close();
 });
 
+// An append to an aggregate this context has not seen presumes it new and
+// writes at once, checking in the same transaction; when another context
+// had written it, that transaction writes nothing and the append goes
+// again, reading first. Counted: readwrite transactions and page adds.
+test("an aggregate presumed new is checked in the transaction that writes it", async () => {
+  const page = await openPage(context, server.url);
+  const r = await page.evaluate(async () => {
+    await annal.EventStore.destroy("conc-presume");
+    const counts = { rw: 0, adds: 0 };
+    const transaction = IDBDatabase.prototype.transaction;
+    IDBDatabase.prototype.transaction = function (names, mode, options) {
+      if (mode === "readwrite") counts.rw++;
+      return transaction.call(this, names, mode, options);
+    };
+    const add = IDBObjectStore.prototype.add;
+    IDBObjectStore.prototype.add = function (...args) {
+      if (this.name === "pages") counts.adds++;
+      return add.apply(this, args);
+    };
+    const e = (id, extra = {}) => ({ aggregateType: "t", aggregateId: id, eventType: "e", payload: {}, ...extra });
+    const step = async (label, run) => {
+      const before = { ...counts };
+      const value = await run();
+      return [label, value, counts.rw - before.rw, counts.adds - before.adds];
+    };
+    const a = await annal.EventStore.open({ name: "conc-presume", userId: "u" });
+    const b = await annal.EventStore.open({ name: "conc-presume", userId: "u" });
+    const steps = [];
+    steps.push(await step("first, nothing cached", async () => (await a.append(e("a-1"))).aggregateVersion));
+    steps.push(await step("new, presumed", async () => (await a.append(e("a-2"))).aggregateVersion));
+    await b.append(e("shared"));
+    await b.append(e("shared"));
+    // a's head is stale too, so this one would go again anyway; the next
+    // one has a current head and only its presumption wrong.
+    steps.push(await step("after b", async () => (await a.append(e("a-3"))).aggregateVersion));
+    steps.push(await step("presumed wrongly", async () => (await a.append(e("shared"))).aggregateVersion));
+    steps.push(await step("not presumed after that", async () => (await a.append(e("a-4"))).aggregateVersion));
+    steps.push(await step("presumed again", async () => (await a.append(e("a-5"))).aggregateVersion));
+    const batch = await step("a batch, two presumed", async () => (await a.appendBatch([e("a-5"), e("a-6"), e("a-7")])).map((x) => x.aggregateVersion));
+    steps.push(batch);
+    const report = await a.verify();
+    a.close();
+    b.close();
+    IDBDatabase.prototype.transaction = transaction;
+    IDBObjectStore.prototype.add = add;
+    return { steps, ok: report.ok, checked: report.checked };
+  });
+  assert.deepEqual(r.steps, [
+    // [what, aggregateVersion, readwrite transactions, page adds]
+    ["first, nothing cached", 1, 1, 1],
+    ["new, presumed", 1, 1, 1],
+    ["after b", 1, 2, 2],
+    ["presumed wrongly", 3, 2, 2],
+    ["not presumed after that", 1, 1, 1],
+    ["presumed again", 1, 1, 1],
+    ["a batch, two presumed", [2, 1, 1], 1, 1],
+  ]);
+  assert.deepEqual([r.ok, r.checked], [true, 11]);
+  await page.close();
+});
+
 test("when a shared transaction aborts, only the append that caused it fails", async () => {
   // An oversized event makes the shared commit exceed the quota; its
   // neighbours are retried one by one and succeed.

@@ -151,6 +151,8 @@ describe("a layout-2 store opened by layout 3", () => {
           s = await annal.EventStore.open({ name, userId: "u-1", ...extra });
           out.again = (await s.append(e("p-1", 14))).aggregateVersion;
           out.againFresh = (await s.append(e("p-9", 15))).aggregateVersion;
+          // p-2 is unseen here and presumed new, but has its aggregates record.
+          out.againLegacy = (await s.append(e("p-2", 20))).aggregateVersion;
           s.close();
           // One more, in one commit: aggregates known only by their
           // aggregates record (p-0, p-2), by their heads (p-1) and not at all.
@@ -179,9 +181,9 @@ describe("a layout-2 store opened by layout 3", () => {
       assert.deepEqual(r.newPages, [1, 1], "pages written at layout 3 carry aggregate_heads");
       assert.ok(r.aggregatesUnchanged, "layout 3 never writes the aggregates object store");
       assert.deepEqual([r.verifiedAfter.ok, r.verifiedAfter.checked], [true, 12], r.verifiedAfter.message);
-      assert.deepEqual([r.again, r.againFresh], [6, 2]);
-      assert.deepEqual(r.batch, [4, 4, 7, 1], "one commit finds legacy, layout-3 and new aggregates alike");
-      assert.deepEqual([r.verifiedLast.ok, r.verifiedLast.checked], [true, 18], r.verifiedLast.message);
+      assert.deepEqual([r.again, r.againFresh, r.againLegacy], [6, 2, 4]);
+      assert.deepEqual(r.batch, [4, 5, 7, 1], "one commit finds legacy, layout-3 and new aggregates alike");
+      assert.deepEqual([r.verifiedLast.ok, r.verifiedLast.checked], [true, 19], r.verifiedLast.message);
     });
 
     test(`${label}: an edited aggregates record from layout 2 is caught by verify()`, async () => {

@@ -46,10 +46,11 @@ export function pageValue(meta, records) {
 }
 
 // The newest by_aggregate_head key of each stored aggregate id in ids, or
-// null, in the order of ids; resolves [keys, rangePaid]. With range, first
+// null, in the order of ids; resolves [keys, gaveUp]. With range, first
 // one key cursor over every head from the smallest id to the largest,
-// given up past a few keys per id (RANGE_KEYS_EACH, RANGE_SLACK); else, or
-// then, a backwards cursor each, all in flight at once. Strings compare by
+// given up past a few keys per id (RANGE_KEYS_EACH, RANGE_SLACK: gaveUp);
+// else, or then, a backwards cursor each, all in flight at once, each
+// answered by its first result, so none is queued after later requests. Strings compare by
 // UTF-16 code units here as in IndexedDB, so min and max bound the range.
 const RANGE_KEYS_EACH = 4;
 const RANGE_SLACK = 16;
@@ -58,20 +59,20 @@ const headsOf = (id) => IDBKeyRange.bound([id], [id, []]);
 export function newestHeads(index, ids, range) {
   return new Promise((resolve, reject) => {
     const failed = (request) => () => reject(request.error);
-    const each = (paid) => {
+    const each = (gaveUp) => {
       const keys = ids.map(() => null);
       let left = ids.length;
-      if (!left) resolve([keys, paid]);
+      if (!left) resolve([keys, gaveUp]);
       ids.forEach((id, i) => {
         const request = index.openKeyCursor(headsOf(id), "prev");
         request.onerror = failed(request);
         request.onsuccess = () => {
           if (request.result) keys[i] = request.result.key;
-          if (--left === 0) resolve([keys, paid]);
+          if (--left === 0) resolve([keys, gaveUp]);
         };
       });
     };
-    if (!range || ids.length < 2) return each(range);
+    if (!range || ids.length < 2) return each(false);
     const lo = ids.reduce((a, b) => (b < a ? b : a));
     const hi = ids.reduce((a, b) => (b > a ? b : a));
     const newest = new Map();
@@ -80,8 +81,8 @@ export function newestHeads(index, ids, range) {
     request.onerror = failed(request);
     request.onsuccess = () => {
       const cursor = request.result;
-      if (!cursor) resolve([ids.map((id) => newest.get(id) ?? null), true]);
-      else if (--left < 0) each(false);
+      if (!cursor) resolve([ids.map((id) => newest.get(id) ?? null), false]);
+      else if (--left < 0) each(true);
       else {
         // In key order: an aggregate's last key is its newest.
         newest.set(cursor.key[0], cursor.key);
