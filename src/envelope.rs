@@ -173,7 +173,13 @@ impl Envelope {
 
     /// Recomputes the hash from the other fields.
     pub fn compute_hash(&self) -> String {
-        hex::encode(&Sha256::digest(self.canonical_without_hash().as_bytes()))
+        Envelope::hash_of(&self.canonical_without_hash())
+    }
+
+    /// The hash (§5 of docs/FORMAT.md) of an envelope's canonical text
+    /// without `hash`.
+    pub fn hash_of(canonical_without_hash: &str) -> String {
+        hex::encode(&Sha256::digest(canonical_without_hash.as_bytes()))
     }
 
     /// Sets `hash` from the other fields.

@@ -2,7 +2,6 @@
 
 use crate::envelope::Envelope;
 use crate::payload::{self, Payload, SALT_LEN};
-use sha2::{Digest, Sha256};
 
 /// One event as stored and exported: envelope, salt and payload.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -47,7 +46,7 @@ pub fn check_stored(
     payload_bytes: &[u8],
 ) -> Result<(), IntegrityFault> {
     let without_hash = envelope.canonical_without_hash();
-    if crate::hex::encode(&Sha256::digest(without_hash.as_bytes())) != envelope.hash {
+    if Envelope::hash_of(&without_hash) != envelope.hash {
         return Err(IntegrityFault::Hash);
     }
     if let Some(stored) = stored {

@@ -112,12 +112,11 @@ const encoder = new TextEncoder();
 // The events as UTF-8 in one buffer, for one copy into wasm: for each, its
 // fields but the payload, then its payload in canonical form; or, where
 // the payload is not a plain object or holds an unsafe integer, the whole
-// event, then nothing (flagged in whole), for Rust to check. Returns
-// [bytes, lengths, whole], lengths in bytes, or a refusal with the index
-// of its event appended.
+// event, then nothing (a canonical payload is never empty), for Rust to
+// check. Returns [bytes, lengths], lengths in bytes, or a refusal with the
+// index of its event appended.
 export function eventTexts(events, maxDepth) {
   const texts = [];
-  const whole = new Uint8Array(events.length);
   let units = 0;
   for (let i = 0; i < events.length; i++) {
     const e = events[i];
@@ -139,7 +138,6 @@ export function eventTexts(events, maxDepth) {
       if (payload === undefined || unsafeInteger) {
         fields = text(e, 0, maxDepth, "");
         payload = "";
-        whole[i] = 1;
       }
       texts.push(fields, payload);
       units += fields.length + payload.length;
@@ -154,5 +152,5 @@ export function eventTexts(events, maxDepth) {
   texts.forEach((t, i) => {
     at += lengths[i] = encoder.encodeInto(t, bytes.subarray(at)).written;
   });
-  return [bytes.subarray(0, at), lengths, whole];
+  return [bytes.subarray(0, at), lengths];
 }

@@ -48,9 +48,8 @@ fn texts_of(events: &Array, name: Namer) -> Result<Vec<(Draft, bool)>> {
     }
     let bytes = Uint8Array::new(&texts.get(0)).to_vec();
     let lengths = Uint32Array::new(&texts.get(1)).to_vec();
-    let whole = Uint8Array::new(&texts.get(2)).to_vec();
     let garbled = || Error::internal("the event walk wrote text that does not match the events");
-    if whole.len() != events.length() as usize || lengths.len() != 2 * whole.len() {
+    if lengths.len() != 2 * events.length() as usize {
         return Err(garbled());
     }
     let mut rest = bytes.as_slice();
@@ -59,11 +58,12 @@ fn texts_of(events: &Array, name: Namer) -> Result<Vec<(Draft, bool)>> {
         rest = after;
         String::from_utf8(text.to_vec()).map_err(|_| garbled())
     };
-    let mut drafts = Vec::with_capacity(whole.len());
+    let mut drafts = Vec::with_capacity(lengths.len() / 2);
     for (i, pair) in lengths.chunks_exact(2).enumerate() {
         let fields = strict_json::parse(&next(pair[0])?).map_err(|_| garbled())?;
         let payload = next(pair[1])?;
-        let quick = whole[i] == 0;
+        // No payload text: the fields are the whole event, for the Rust rules.
+        let quick = !payload.is_empty();
         let draft = match quick {
             true => Draft::from_canonical_payload(&fields, payload),
             false => Draft::from_value(&fields),
