@@ -112,8 +112,10 @@ test-native:
 	cargo test -q --workspace
 
 # One test binary per context: window, dedicated worker, service worker.
+# The runner's 20 s default once timed out loading the debug build into a
+# service worker on a loaded machine; the tests themselves take seconds.
 test-wasm:
-	wasm-pack test --headless --chrome --test window --test worker --test service_worker
+	WASM_BINDGEN_TEST_TIMEOUT=120 wasm-pack test --headless --chrome --test window --test worker --test service_worker
 
 test-js: build
 	node --test --test-concurrency=1 tests/js/
