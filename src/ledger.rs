@@ -84,8 +84,37 @@ pub struct LedgerEntry {
 }
 
 impl LedgerEntry {
-    /// The JCS text that is hashed.
+    /// The JCS text that is hashed, written straight from the fields: the
+    /// members in RFC 8785 order (all names are ASCII, so byte order).
+    /// Equal to [`LedgerEntry::canonical_by_tree`], which a test checks.
     pub fn canonical(&self) -> String {
+        let mut out = String::with_capacity(256 + self.tenant_id.len() + self.ledger.len());
+        for (i, (key, value)) in [
+            ("event_hash", self.event_hash.as_str()),
+            ("format", LEDGER_FORMAT),
+            ("ledger", &self.ledger),
+            ("outcome", self.outcome.as_str()),
+            ("prev", &self.prev),
+            ("received_at", &self.received_at),
+        ]
+        .into_iter()
+        .enumerate()
+        {
+            out.push_str(if i == 0 { "{\"" } else { ",\"" });
+            out.push_str(key);
+            out.push_str("\":");
+            jcs::write_string(&mut out, value);
+        }
+        out.push_str(",\"seq\":");
+        out.push_str(&self.seq.to_string());
+        out.push_str(",\"tenant_id\":");
+        jcs::write_string(&mut out, &self.tenant_id);
+        out.push('}');
+        out
+    }
+
+    /// The same text through a JSON tree and the general JCS writer.
+    pub fn canonical_by_tree(&self) -> String {
         jcs::to_string(&json!({
             "format": LEDGER_FORMAT,
             "tenant_id": self.tenant_id,
@@ -209,6 +238,23 @@ mod tests {
         };
         e.seal();
         e
+    }
+
+    #[test]
+    fn the_canonical_text_is_the_general_jcs_of_the_fields() {
+        let mut e = entry(u64::MAX, &"0".repeat(64));
+        assert_eq!(e.canonical(), e.canonical_by_tree());
+        e.tenant_id = "t\u{1}\"é\u{2028}😀".into();
+        e.ledger = "user:ü\\n".into();
+        for outcome in [
+            LedgerOutcome::Accepted,
+            LedgerOutcome::Conflict,
+            LedgerOutcome::Quarantined,
+        ] {
+            e.outcome = outcome;
+            e.seq = 0;
+            assert_eq!(e.canonical(), e.canonical_by_tree());
+        }
     }
 
     #[test]

@@ -2,7 +2,8 @@
 // of page/records.js into a valid device chain by docs/FORMAT.md (§2
 // envelopes, §4 payload digests, §5 hashes, with the package tests'
 // implementation in tests/js/netproxy.mjs) and pushes them to
-// annal-server over HTTP in batches of 100, as annal does.
+// annal-server over HTTP in batches of 500, as annal does
+// (src/sync/outbox.rs, BATCH_EVENTS).
 //
 // It fills the server's ledger for the initial-pull workload far faster
 // than a browser store would (the drain figure shows why), and its push
@@ -15,7 +16,7 @@ import { eventHash, GENESIS, payloadDigest } from "../../tests/js/netproxy.mjs";
 import { event } from "../page/records.js";
 import { CheckError } from "./checks.mjs";
 
-const BATCH = 100;
+const BATCH = 500;
 
 /** A UUIDv7 (RFC 9562): 48 bits of Unix milliseconds, version 7, variant 10, random bits. */
 function uuid7() {

@@ -1,6 +1,7 @@
 //! `make bench-server`: push and pull throughput of annal-server on SQLite
 //! and on PostgreSQL (a throwaway PostgreSQL 15 with its durable defaults,
-//! started for the run), in batches of 100 events with 1 KiB payloads,
+//! started for the run), in batches of 500 events with 1 KiB payloads (the
+//! batch annal's sync pushes, `annal::sync::outbox::BATCH_EVENTS`),
 //! through the HTTP router in-process (no sockets: this measures the server
 //! and its database).
 //!
@@ -22,7 +23,7 @@ use serde_json::{json, Value};
 use std::time::Instant;
 
 const TENANT: &str = "bench";
-const BATCH: usize = 100;
+const BATCH: usize = annal::sync::outbox::BATCH_EVENTS;
 /// `(clients, events per client)`.
 const SCENARIOS: [(usize, usize); 2] = [(1, 10_000), (4, 5_000)];
 

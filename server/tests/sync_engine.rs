@@ -409,7 +409,55 @@ async fn an_empty_page_with_more_to_come_is_refused() {
         err.message
     );
     assert_eq!(phone.state().acked, 2, "the push before the pull is kept");
-    assert_eq!(phone.state().checkpoint, None);
+    assert_eq!(
+        phone.state().checkpoint.map(|c| c.seq),
+        Some(2),
+        "the push's own receipts verified entries 1–2; the refused page added nothing"
+    );
+}
+
+/// A device's own entries are verified from its push receipts when they
+/// follow its checkpoint, so its pull does not bring them back; once
+/// another device's entries come in between, the pull verifies from the
+/// checkpoint as before.
+#[tokio::test]
+async fn own_entries_are_verified_from_receipts_until_another_device_comes_between() {
+    let w = World::new().await;
+    let served = std::rc::Rc::new(std::cell::Cell::new(0usize));
+    let count = served.clone();
+    w.rewrite_pulls(move |page: &mut Value| {
+        count.set(count.get() + page["items"].as_array().map_or(0, Vec::len));
+    });
+    let phone = device_with("p-1", 21, "a", 1200);
+    let report = w.sync(&phone).await.unwrap();
+    assert_eq!(
+        (report.pushed, report.verified, report.pulled),
+        (1200, 1200, 0)
+    );
+    assert_eq!(served.get(), 0, "no entry of its own pulled back");
+    let items = w.events().await;
+    let head = items.last().unwrap()["receipt"]["user_ledger_hash"].clone();
+    let checkpoint = phone.state().checkpoint.unwrap();
+    assert_eq!((checkpoint.seq, json!(checkpoint.hash)), (1200, head));
+
+    let tablet = device_with("p-1", 22, "b", 3);
+    w.sync(&tablet).await.unwrap();
+    append(&phone, "a", 2);
+    served.set(0);
+    let report = w.sync(&phone).await.unwrap();
+    assert_eq!((report.pushed, report.pulled), (2, 3));
+    assert_eq!(
+        report.verified, 5,
+        "the tablet's 3 and its own 2, all by the pull"
+    );
+    assert_eq!(served.get(), 5);
+    let checkpoint = phone.state().checkpoint.unwrap();
+    assert_eq!(checkpoint.seq, 1205);
+    // The tablet, which pulled the phone's 1,200 first, verifies its own
+    // 3 by the pull too, and then the phone's 2.
+    let report = w.sync(&tablet).await.unwrap();
+    assert_eq!((report.pulled, report.verified), (2, 2));
+    assert_eq!(tablet.state().checkpoint.unwrap(), checkpoint);
 }
 
 #[tokio::test]

@@ -5,6 +5,7 @@
 
 use super::backoff::{Backoff, RetryState};
 use super::outbox;
+use super::own_entries::OwnEntries;
 use super::pull::{Checkpoint, PullVerifier, Pulled, RemoteHead};
 use super::push::{self, PushOutcome};
 use super::transport::{Request, Response, Transport, TransportError};
@@ -13,7 +14,7 @@ use crate::entropy::Entropy;
 use crate::error::{Error, ErrorCode, Result};
 use crate::ledger::{user_ledger, TENANT_LEDGER};
 use crate::protocol::{
-    PullResponse, PushRequest, PushResponse, PROTOCOL_MAX, PROTOCOL_MIN, PROTOCOL_OMIT_DEVICE,
+    PullResponse, PushResponse, PROTOCOL_MAX, PROTOCOL_MIN, PROTOCOL_OMIT_DEVICE,
 };
 use crate::record::Record;
 use crate::state::Identity;
@@ -96,7 +97,7 @@ pub struct SyncReport {
 }
 
 /// Events read per outbox step.
-const OUTBOX_READ: usize = 100;
+const OUTBOX_READ: usize = 500;
 /// Entries per pull page.
 const PULL_LIMIT: u32 = 500;
 
@@ -283,6 +284,15 @@ impl<S: SyncStore, T: Transport, K: TokenSource> Engine<'_, S, T, K> {
         report: &mut SyncReport,
     ) -> std::result::Result<(), Failure> {
         let mut stalled = 0;
+        let ledger = self.ledger();
+        let mut own = OwnEntries::new(
+            &self.store.identity().tenant_id,
+            &state
+                .checkpoint
+                .clone()
+                .filter(|c| c.ledger == ledger)
+                .unwrap_or_else(|| Checkpoint::genesis(&ledger)),
+        );
         let mut pending = self.store.pending(state.acked, OUTBOX_READ).await?;
         // An outcome not yet stored: it is stored during the next request.
         let mut unsaved: Option<PushOutcome> = None;
@@ -298,11 +308,7 @@ impl<S: SyncStore, T: Transport, K: TokenSource> Engine<'_, S, T, K> {
             let ids: Vec<String> = sent.iter().map(|r| r.envelope.event_id.clone()).collect();
             let first = sent[0].envelope.device_seq;
             let last = sent[sent.len() - 1].envelope.device_seq;
-            let body = serde_json::to_string(&PushRequest {
-                atomic: false,
-                events: batch,
-            })
-            .map_err(|e| Error::internal(e.to_string()))?;
+            let body = outbox::body(&batch);
             let save = async {
                 match unsaved.take() {
                     Some(outcome) => self.store.save_push(&outcome).await,
@@ -318,12 +324,22 @@ impl<S: SyncStore, T: Transport, K: TokenSource> Engine<'_, S, T, K> {
             saved?;
             let response: PushResponse = serde_json::from_str(&response?.body)
                 .map_err(|_| bad_server("its push response is not the documented JSON"))?;
-            let outcome = push::apply(state.acked, first, &ids, &response).map_err(|e| {
+            let mut outcome = push::apply(state.acked, first, &ids, &response).map_err(|e| {
                 bad_server(&format!(
                     "its push response does not fit the request: {}",
                     e.0
                 ))
             })?;
+            let hashes: HashMap<u64, &str> = sent
+                .iter()
+                .map(|r| (r.envelope.device_seq, r.envelope.hash.as_str()))
+                .collect();
+            let verified = own.take(&outcome, &hashes);
+            if verified > 0 {
+                report.verified += verified;
+                outcome.checkpoint = Some(own.checkpoint());
+                state.checkpoint = outcome.checkpoint.clone();
+            }
             report.pushed += outcome.acked.saturating_sub(state.acked);
             report.rejected += outcome.rejected.len() as u64;
             report.conflicts += outcome.conflicts.len() as u64;

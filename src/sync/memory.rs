@@ -93,7 +93,11 @@ impl SyncStore for MemorySync {
         self.conflicts
             .borrow_mut()
             .extend(outcome.conflicts.iter().cloned());
-        self.state.borrow_mut().acked = outcome.acked;
+        let mut state = self.state.borrow_mut();
+        state.acked = outcome.acked;
+        if let Some(checkpoint) = &outcome.checkpoint {
+            state.checkpoint = Some(checkpoint.clone());
+        }
         Ok(())
     }
 

@@ -6,6 +6,8 @@ pub mod backoff;
 pub mod engine;
 pub mod memory;
 pub mod outbox;
+pub mod own_entries;
 pub mod pull;
 pub mod push;
+pub mod receipts;
 pub mod transport;

@@ -4,32 +4,37 @@
 
 use crate::protocol::MAX_BODY_BYTES;
 use crate::record::Record;
-use serde_json::{json, Value};
 
 /// Most events per push.
-pub const BATCH_EVENTS: usize = 100;
+pub const BATCH_EVENTS: usize = 500;
 /// Most bytes of entries per push (one larger event goes alone).
-pub const BATCH_BYTES: usize = 256 * 1024;
+pub const BATCH_BYTES: usize = 1024 * 1024;
 
-/// A record as a push entry `{ envelope, salt, payload }` (docs/FORMAT.md §7).
-pub fn entry(record: &Record) -> Value {
-    let payload: Value = serde_json::from_str(record.payload.as_str()).unwrap_or(Value::Null);
-    json!({
-        "envelope": record.envelope.to_value(false),
-        "salt": crate::hex::encode(&record.salt),
-        "payload": payload,
-    })
+/// A record as a push entry `{ envelope, payload, salt }` (docs/FORMAT.md
+/// §7), as JSON text: the envelope's and the payload's canonical texts as
+/// they are, with no tree built and written again.
+pub fn entry(record: &Record) -> String {
+    let payload = record.payload.as_str();
+    let mut out = String::with_capacity(payload.len() + 800);
+    out.push_str("{\"envelope\":");
+    record.envelope.write_canonical(&mut out, true);
+    out.push_str(",\"payload\":");
+    out.push_str(payload);
+    out.push_str(",\"salt\":\"");
+    out.push_str(&crate::hex::encode(&record.salt));
+    out.push_str("\"}");
+    out
 }
 
 /// The next batch from `pending` (in `device_seq` order): at most
-/// [`BATCH_EVENTS`] events and [`BATCH_BYTES`] bytes, or one event alone if
-/// it is larger than that. Returns the entries and their encoded size.
-pub fn next_batch(pending: &[Record]) -> Vec<Value> {
+/// [`BATCH_EVENTS`] events and [`BATCH_BYTES`] bytes of entries, or one
+/// event alone if it is larger than that. Returns the entries' texts.
+pub fn next_batch(pending: &[Record]) -> Vec<String> {
     let mut out = Vec::new();
     let mut bytes = 0;
     for r in pending {
         let e = entry(r);
-        let size = e.to_string().len();
+        let size = e.len();
         if !out.is_empty() && (out.len() == BATCH_EVENTS || bytes + size > BATCH_BYTES) {
             break;
         }
@@ -43,11 +48,26 @@ pub fn next_batch(pending: &[Record]) -> Vec<Value> {
     out
 }
 
+/// The `POST /v1/events` body of a non-atomic push of `entries`.
+pub fn body(entries: &[String]) -> String {
+    let mut out = String::with_capacity(entries.iter().map(|e| e.len() + 1).sum::<usize>() + 32);
+    out.push_str("{\"atomic\":false,\"events\":[");
+    for (i, e) in entries.iter().enumerate() {
+        if i > 0 {
+            out.push(',');
+        }
+        out.push_str(e);
+    }
+    out.push_str("]}");
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::draft::Draft;
     use crate::memory::MemoryStore;
+    use serde_json::json;
 
     fn records(sizes: &[usize]) -> Vec<Record> {
         let mut store = MemoryStore::for_tests(crate::at_rest::AtRest::Plain);
@@ -66,14 +86,29 @@ mod tests {
     #[test]
     fn batches_are_cut_by_count_and_bytes() {
         let small = records(&vec![10; 250]);
-        assert_eq!(next_batch(&small).len(), 100);
-        let big = records(&[100_000, 100_000, 100_000]);
+        assert_eq!(next_batch(&small).len(), 250);
+        let many = records(&vec![10; 600]);
+        assert_eq!(next_batch(&many).len(), BATCH_EVENTS);
+        let big = records(&[400_000, 400_000, 400_000]);
         assert_eq!(next_batch(&big).len(), 2);
-        let huge = records(&[600_000, 10]);
+        let huge = records(&[1_048_000, 10]);
         assert_eq!(next_batch(&huge).len(), 1, "an oversize event goes alone");
         assert!(next_batch(&[]).is_empty());
-        let e = entry(&small[0]);
-        assert_eq!(e["envelope"]["device_seq"], 1);
-        assert_eq!(e["salt"].as_str().unwrap().len(), 32);
+    }
+
+    #[test]
+    fn an_entry_is_the_documented_json() {
+        let r = &records(&[10])[0];
+        let e: serde_json::Value = serde_json::from_str(&entry(r)).unwrap();
+        let want = serde_json::json!({
+            "envelope": r.envelope.to_value(false),
+            "salt": crate::hex::encode(&r.salt),
+            "payload": serde_json::from_str::<serde_json::Value>(r.payload.as_str()).unwrap(),
+        });
+        assert_eq!(e, want);
+        let b: crate::protocol::PushRequest =
+            serde_json::from_str(&body(&[entry(r), entry(r)])).unwrap();
+        assert!(!b.atomic);
+        assert_eq!(b.events, vec![want.clone(), want]);
     }
 }

@@ -45,6 +45,12 @@ pub struct PushOutcome {
     pub conflicts: Vec<Conflict>,
     /// The server is missing an earlier event: resend from this `device_seq`.
     pub resend_from: Option<u64>,
+    /// Of the receipts, those the server answered `duplicate`: the first
+    /// delivery's.
+    pub duplicates: Vec<u64>,
+    /// The checkpoint the receipts verified the ledger to, when they moved
+    /// it (`crate::sync::own_entries`), to store with them.
+    pub checkpoint: Option<crate::sync::pull::Checkpoint>,
 }
 
 /// A response that does not answer the request.
@@ -84,8 +90,12 @@ pub fn apply(
                 .ok_or_else(|| BadResponse(format!("result {i} has no receipt")))
         };
         match r.status {
-            Status::Accepted | Status::Duplicate => {
+            Status::Accepted => {
                 out.receipts.push((seq, receipt(r)?));
+            }
+            Status::Duplicate => {
+                out.receipts.push((seq, receipt(r)?));
+                out.duplicates.push(seq);
             }
             Status::Conflict => {
                 let receipt = receipt(r)?;
@@ -125,15 +135,17 @@ pub fn apply(
         // The server lacks `from`: everything from there is unacknowledged.
         out.acked = out.acked.min(from.saturating_sub(1));
         out.receipts.retain(|(s, _)| *s < from);
+        out.duplicates.retain(|s| *s < from);
     }
     Ok(out)
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
 
-    fn receipt(n: u64) -> Receipt {
+    /// A receipt whose seqs are both `n`, for tests.
+    pub(crate) fn receipt(n: u64) -> Receipt {
         Receipt {
             server_seq: n,
             user_seq: n,
@@ -180,6 +192,7 @@ mod tests {
         assert_eq!(out.receipts.len(), 4);
         assert_eq!(out.rejected[0].device_seq, 12);
         assert_eq!(out.conflicts[0].device_seq, 13);
+        assert_eq!(out.duplicates, vec![14]);
         assert_eq!(out.resend_from, None);
     }
 

@@ -131,13 +131,13 @@ describe("sync through FaultyFetch", () => {
       async ({ url, token, user }) => {
         const net = new testing.FaultyFetch();
         const store = await h.open("ff-hang", user, "t-faulty");
-        await h.appendMany(store, 250, 50);
+        await h.appendMany(store, 1250, 250);
         h.configure(store, url, token, undefined, { fetch: net.fetch, timeoutMs: 300 });
         net.hang({ match: { method: "POST" } });
         const t0 = performance.now();
         const hung = await h.caught(() => store.sync());
         const hungMs = performance.now() - t0;
-        // Third push of the next pass (events 201–250) fails after two went through.
+        // Third push of the next pass (events 1001–1250) fails after two went through.
         net.failNth(3, { method: "POST", path: "/v1/events" });
         const partial = await h.caught(() => store.sync());
         const mid = await store.syncStatus();
@@ -149,9 +149,9 @@ describe("sync through FaultyFetch", () => {
     assert.equal(r.hung.code, "ANNAL_OFFLINE", JSON.stringify(r.hung));
     assert.ok(r.hungMs >= 280 && r.hungMs < 5_000, `timed out after ${r.hungMs} ms`);
     assert.equal(r.partial.code, "ANNAL_OFFLINE");
-    assert.equal(r.mid.acked, 200, "two batches of 100 went through before the failure");
-    assert.equal(r.mid.pending, 50);
-    assert.equal(r.done.acked, 250);
+    assert.equal(r.mid.acked, 1000, "two batches of 500 went through before the failure");
+    assert.equal(r.mid.pending, 250);
+    assert.equal(r.done.acked, 1250);
     assert.deepEqual(
       (await onServer(user)).map((e) => e.hash),
       r.hashes,

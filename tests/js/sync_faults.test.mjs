@@ -14,7 +14,7 @@ import { after, before, describe, test } from "node:test";
 import assert from "node:assert/strict";
 import { execFile } from "node:child_process";
 import { randomBytes } from "node:crypto";
-import { readFile, writeFile } from "node:fs/promises";
+import { copyFile, readFile, rm, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { startAnnalServer, startSyncEnv, VERIFY_BIN } from "./harness.mjs";
 import { checkItems, entryHash, eventHash, forgeItems, GENESIS, jcs, payloadDigest, startNetProxy } from "./netproxy.mjs";
@@ -362,7 +362,7 @@ describe("sync under faults", () => {
         async ({ url, token, tenant, user }) => {
           const store = await h.open("faults-a", user, tenant);
           h.configure(store, url, token);
-          await h.appendMany(store, 1000);
+          await h.appendMany(store, 2000);
           const error = await h.caught(() => store.sync());
           return { error, status: await store.syncStatus() };
         },
@@ -375,7 +375,7 @@ describe("sync under faults", () => {
       assert.ok(batch.length > 1, "a batch, not a single event");
       // Acknowledged: exactly what came before the cut batch.
       assert.equal(r.status.acked, batch[0] - 1, JSON.stringify({ status: r.status, first: batch[0] }));
-      assert.equal(r.status.pending, 1000 - r.status.acked);
+      assert.equal(r.status.pending, 2000 - r.status.acked);
 
       await server.restart();
       const up = await page.evaluate(async () => {
@@ -389,20 +389,20 @@ describe("sync under faults", () => {
           conflicts: await store.conflicts(),
         };
       });
-      assert.equal(up.report.acked, 1000);
-      assert.equal(up.report.pushed, 1000 - r.status.acked);
+      assert.equal(up.report.acked, 2000);
+      assert.equal(up.report.pushed, 2000 - r.status.acked);
       assert.equal(up.status.state, "idle");
       assert.equal(up.status.pending, 0);
-      assert.equal(up.status.acked, 1000);
+      assert.equal(up.status.acked, 2000);
       assert.deepEqual(up.rejected, []);
       assert.deepEqual(up.conflicts, []);
       const ledger = await server.pull(token);
-      assert.equal(ledger.items.length, 1000);
+      assert.equal(ledger.items.length, 2000);
       assertServerHolds(ledger, up.deviceId, up.hashes);
-      assert.deepEqual(up.status.checkpoint, { ledger: `user:${user}`, seq: 1000, hash: ledger.items[999].entry.hash });
+      assert.deepEqual(up.status.checkpoint, { ledger: `user:${user}`, seq: 2000, hash: ledger.items[1999].entry.hash });
       const verified = await verifyExport(tenant, user, up.status.checkpoint.hash);
       assert.equal(verified.code, 0, verified.stdout + verified.stderr);
-      assert.match(verified.stdout, /^ok ledger user:patient-fa: 1000 entries/);
+      assert.match(verified.stdout, /^ok ledger user:patient-fa: 2000 entries/);
     });
   });
 
@@ -418,7 +418,7 @@ describe("sync under faults", () => {
         async ({ url, token, tenant, user }) => {
           const store = await h.open("faults-b", user, tenant);
           h.configure(store, url, token);
-          await h.appendMany(store, 250, 50);
+          await h.appendMany(store, 1250, 250);
           const done = await h.syncUntilDone(store, 5);
           return {
             ...done,
@@ -446,19 +446,19 @@ describe("sync under faults", () => {
       );
       for (const f of r.failures) assert.equal(f.code, "ANNAL_OFFLINE", JSON.stringify(f));
       assert.ok(r.report, "sync() succeeded in the end");
-      assert.equal(r.report.acked, 250);
+      assert.equal(r.report.acked, 1250);
       assert.equal(r.status.state, "idle");
       assert.equal(r.status.pending, 0);
-      assert.equal(r.status.acked, 250);
+      assert.equal(r.status.acked, 1250);
       assert.deepEqual(r.rejected, []);
       assert.deepEqual(r.conflicts, []);
 
       const ledger = await server.pull(token);
-      assert.equal(ledger.items.length, 250, "each event once");
+      assert.equal(ledger.items.length, 1250, "each event once");
       assertServerHolds(ledger, r.deviceId, r.hashes);
-      assert.deepEqual(r.status.checkpoint, { ledger: `user:${user}`, seq: 250, hash: ledger.items[249].entry.hash });
+      assert.deepEqual(r.status.checkpoint, { ledger: `user:${user}`, seq: 1250, hash: ledger.items[1249].entry.hash });
       // The receipts the client kept are the server's originals, one per event.
-      assert.equal(r.receipts.length, 250);
+      assert.equal(r.receipts.length, 1250);
       const bySeq = new Map(r.receipts.map((x) => [x.device_seq, x]));
       for (const item of ledger.items) {
         const row = bySeq.get(item.event.envelope.device_seq);
@@ -718,5 +718,68 @@ describe("sync under faults", () => {
       assert.equal(ok.status.nextAttemptAt, null);
       assertServerHolds(await server.pull(token), r.deviceId, r.hashes);
     });
+  });
+  test("(h) the server is restored from a backup that lacks acknowledged events: they are pushed again, the server's new receipts replace the old, and the rewritten ledger is ANNAL_LEDGER_FORK", async () => {
+    const own = await startAnnalServer({ origin: pages.url });
+    const files = ["annal.db", "annal.db-wal", "annal.db-shm"];
+    const backup = async (from, to) => {
+      for (const f of files) {
+        await rm(join(own.dir, `${to}${f}`), { force: true });
+        await copyFile(join(own.dir, `${from}${f}`), join(own.dir, `${to}${f}`)).catch((e) => {
+          if (e.code !== "ENOENT") throw e;
+        });
+      }
+    };
+    try {
+      const tenant = "f-h";
+      const user = "patient-fh";
+      const token = await own.token(user, "own", { tenant });
+      const pass = (n, from) =>
+        page.evaluate(
+          async ({ url, token, tenant, user, n, from }) => {
+            const store = from === 1 ? await h.open("faults-h", user, tenant) : h.stores["faults-h"];
+            if (from === 1) h.configure(store, url, token);
+            await h.appendMany(store, n, 350, from);
+            const result = await h.caught(() => store.sync());
+            return { result, status: await store.syncStatus(), receipts: await h.receiptRows("annal:faults-h"), hashes: await h.hashes(store), deviceId: store.identity.deviceId };
+          },
+          { url: own.url, token, tenant, user, n, from },
+        );
+      const first = await pass(650, 1);
+      assert.equal(first.result.threw, false, JSON.stringify(first.result));
+      assert.equal(first.status.acked, 650);
+      await own.stop();
+      await backup("", "backup-");
+      await own.restart();
+      await pass(300, 651);
+      const second = await pass(350, 951);
+      assert.equal(second.status.acked, 1300);
+      // Receipt rows: 1–500 and 501–650 from the first pass, 651–950, then 951–1300.
+      assert.deepEqual([...new Set(second.receipts.map((r) => r.row))], [1, 501, 651, 951]);
+
+      // The server loses everything after 650 and comes back.
+      await own.stop();
+      await backup("backup-", "");
+      await own.restart();
+      const third = await pass(10, 1301);
+      // The server asked for 651 on; the push went through again, then the
+      // pull found the ledger the device had verified rewritten.
+      assert.equal(third.result.code, "ANNAL_LEDGER_FORK", JSON.stringify(third.result));
+      assert.equal(third.status.acked, 1310);
+      assert.equal(third.status.pending, 0);
+      const ledger = await own.pull(token);
+      assert.equal(ledger.items.length, 1310, "each event once");
+      assertServerHolds(ledger, third.deviceId, third.hashes);
+      // One receipt per event, each the server's current one: the resend
+      // was cut 651–1150 and 1151–1310, and the old row 951–1300, which
+      // started inside the first of them, is gone rather than shadowing it.
+      assert.deepEqual(third.receipts.map((r) => r.device_seq), ledger.items.map((i) => i.event.envelope.device_seq));
+      for (const [k, item] of ledger.items.entries()) assert.deepEqual(third.receipts[k].receipt, item.receipt, `receipt of device_seq ${k + 1}`);
+      assert.deepEqual([...new Set(third.receipts.map((r) => r.row))], [1, 501, 651, 1151]);
+      assert.deepEqual(third.receipts.slice(0, 650), second.receipts.slice(0, 650), "the receipts the server kept are kept");
+      for (let k = 650; k < 1300; k++) assert.notDeepEqual(third.receipts[k].receipt, second.receipts[k].receipt, `a new receipt for device_seq ${k + 1}`);
+    } finally {
+      await own.close();
+    }
   });
 });

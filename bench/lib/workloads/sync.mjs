@@ -24,13 +24,13 @@ export default {
   title: "9. Sync with annal-server on 127.0.0.1",
   baselines:
     "**Drain**: a fresh store of a user of its own (one per run, so the ledger holds nothing else) appends N events offline (appendBatch of 1,000, not timed), then `configureSync({ auto: false })` and `sync()` until the outbox is empty, timed: " +
-    "the pushes (batches of 100) and the pull that ends each pass, which brings the device's own events back through the ledger. " +
+    "the pushes (batches of 500) and the pull that ends each pass, which brings the device's own events back through the ledger. " +
     "The server's ledger is then read from Node and must hold exactly the device's events, in device order, with its hashes, all accepted. " +
-    "**Minimal Node client**: another user's device in Node (bench/lib/seed_device.mjs) pushes N valid hash-chained events built by docs/FORMAT.md in batches of 100 over HTTP to the same server in the same run: the server's rate with next to no client. " +
+    "**Minimal Node client**: another user's device in Node (bench/lib/seed_device.mjs) pushes N valid hash-chained events built by docs/FORMAT.md in batches of 500 over HTTP to the same server in the same run: the server's rate with next to no client. " +
     `**Initial pull** (on ${PULL_BACKEND}): the Node client first pushes M events of one more user; then, in each run, a fresh store of that user (another device) \`sync()\`s until its checkpoint reaches M, every ledger entry verified on the way. ` +
     "Share outside fetch: 1 − (time inside `fetch`, body included, through the sync option `fetch`) ÷ wall time. " +
     "annal-server is target/release/annal-server, SQLite through the package tests' startAnnalServer(), PostgreSQL 15 on a throwaway cluster with durable defaults, as `make bench-server` uses. " +
-    "**Server's own ingest**: `push_events_per_s` from bench/server-results.json (`make bench-server`: batches of 100, in-process, no HTTP sockets; its one-client entry where it has one, as a drain is one device), read, not rerun.",
+    "**Server's own ingest**: `push_events_per_s` from bench/server-results.json (`make bench-server`: batches of 500, in-process, no HTTP sockets; its one-client entry where it has one, as a drain is one device), read, not rerun.",
   databases: () => ({ main: Object.values(DB).map((d) => `annal:${d}`) }),
 
   async setup(ctx) {
@@ -72,7 +72,7 @@ export default {
     ...["sqlite", "postgres"].flatMap((b) => [
       { id: `sync.${b}.drain.rate`, label: `drain to annal-server on ${b}`, unit: "events/s", better: "higher", get: (m) => m[b]?.drain.perSec ?? null },
       { id: `sync.${b}.drain.clientShare`, label: `share of the drain outside fetch on ${b} (the client)`, unit: "%", better: "lower", get: (m) => clientShare(m[b]?.drain) },
-      { id: `sync.${b}.node.push`, label: `minimal Node client pushing batches of 100 over HTTP on ${b}`, unit: "events/s", better: "higher", get: (m) => m[b]?.node.perSec ?? null },
+      { id: `sync.${b}.node.push`, label: `minimal Node client pushing batches of 500 over HTTP on ${b}`, unit: "events/s", better: "higher", get: (m) => m[b]?.node.perSec ?? null },
       { id: `sync.${b}.server.push`, label: `server's own ingest on ${b} (bench/server-results.json)`, unit: "events/s", better: "higher", get: (m) => m[b]?.serverPush ?? null },
     ]),
     { id: "sync.pull.seconds", label: `initial pull with verification (${PULL_BACKEND})`, unit: "s", better: "lower", get: (m) => m[PULL_BACKEND]?.pull.seconds ?? null },

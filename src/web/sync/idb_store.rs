@@ -11,6 +11,7 @@ use crate::sync::backoff::RetryState;
 use crate::sync::engine::{SyncState, SyncStore};
 use crate::sync::pull::{Checkpoint, Pulled, RemoteHead};
 use crate::sync::push::PushOutcome;
+use crate::sync::receipts::ReceiptRow;
 use crate::web::idb::layout::set;
 use crate::web::idb::layout::{RECEIPTS, REMOTE, SYNC};
 use crate::web::idb::txn::{fire, pending, request, Durability, Txn};
@@ -22,6 +23,7 @@ use js_sys::{Object, Reflect, Uint8Array};
 use std::collections::HashMap;
 use std::rc::Rc;
 use wasm_bindgen::{JsCast, JsValue};
+use web_sys::IdbKeyRange;
 
 const STATE_KEY: &str = "state";
 
@@ -140,6 +142,43 @@ fn seal_row(keys: &crate::crypto::keys::KeySet, seq: u64, row: &Object) -> Objec
     o
 }
 
+/// `v` as JSON text.
+fn json_text<T: serde::Serialize + ?Sized>(v: &T) -> JsValue {
+    JsValue::from_str(&serde_json::to_string(v).unwrap_or_default())
+}
+
+/// A receipt row as stored in the clear (docs/FORMAT.md §8.1).
+fn receipt_row(row: &ReceiptRow<'_>) -> Object {
+    let o = Object::new();
+    set(&o, "device_seq", &JsValue::from(row.key() as f64));
+    match row {
+        ReceiptRow::Run { last, receipts, .. } => {
+            set(&o, "last_device_seq", &JsValue::from(*last as f64));
+            set(&o, "outcome", &JsValue::from_str("accepted"));
+            set(&o, "receipts", &json_text(receipts));
+        }
+        ReceiptRow::Quarantined(q) => {
+            set(&o, "outcome", &JsValue::from_str("quarantined"));
+            set(&o, "receipt", &json_text(&q.receipt));
+            set(&o, "event_id", &JsValue::from_str(&q.event_id));
+            set(&o, "code", &JsValue::from_str(&q.code));
+            set(&o, "message", &JsValue::from_str(&q.message));
+        }
+        ReceiptRow::Conflict(c) => {
+            set(&o, "outcome", &JsValue::from_str("conflict"));
+            set(&o, "receipt", &json_text(&c.receipt));
+            set(&o, "event_id", &JsValue::from_str(&c.event_id));
+            let ids: js_sys::Array = c
+                .conflicts_with
+                .iter()
+                .map(|i| JsValue::from_str(i))
+                .collect();
+            set(&o, "conflicts_with", &ids);
+        }
+    }
+    o
+}
+
 /// A receipt row as written, opening it if sealed.
 pub(crate) fn open_row(at_rest: &AtRest, row: &JsValue) -> Result<JsValue> {
     let sealed = Reflect::get(row, &JsValue::from_str("sealed")).unwrap_or(JsValue::UNDEFINED);
@@ -216,48 +255,34 @@ impl SyncStore for IdbSyncStore {
             Durability::Strict,
         )?;
         let receipts = txn.store(RECEIPTS)?;
-        let mut rows: HashMap<u64, Object> = HashMap::new();
-        for (seq, r) in &outcome.receipts {
-            let o = Object::new();
-            set(&o, "device_seq", &JsValue::from(*seq as f64));
-            set(&o, "outcome", &JsValue::from_str("accepted"));
-            set(
-                &o,
-                "receipt",
-                &JsValue::from_str(&serde_json::to_string(r).unwrap_or_default()),
-            );
-            rows.insert(*seq, o);
+        if let Some((first, last)) = crate::sync::receipts::replaced(outcome) {
+            let range =
+                IdbKeyRange::bound(&JsValue::from(first as f64), &JsValue::from(last as f64))
+                    .map_err(crate::web::idb::errors::from_dom)?;
+            fire(receipts.delete(&range))?;
         }
-        for q in &outcome.rejected {
-            if let Some(o) = rows.get(&q.device_seq) {
-                set(o, "outcome", &JsValue::from_str("quarantined"));
-                set(o, "event_id", &JsValue::from_str(&q.event_id));
-                set(o, "code", &JsValue::from_str(&q.code));
-                set(o, "message", &JsValue::from_str(&q.message));
-            }
-        }
-        for c in &outcome.conflicts {
-            if let Some(o) = rows.get(&c.device_seq) {
-                set(o, "outcome", &JsValue::from_str("conflict"));
-                set(o, "event_id", &JsValue::from_str(&c.event_id));
-                let ids: js_sys::Array = c
-                    .conflicts_with
-                    .iter()
-                    .map(|i| JsValue::from_str(i))
-                    .collect();
-                set(o, "conflicts_with", &ids);
-            }
-        }
-        for (seq, o) in &rows {
+        for row in crate::sync::receipts::rows(outcome) {
+            let seq = row.key();
+            let o = receipt_row(&row);
             let row = match &*at_rest {
-                AtRest::Plain => o.clone(),
-                AtRest::Sealed(s) => seal_row(&s.keys, *seq, o),
+                AtRest::Plain => o,
+                AtRest::Sealed(s) => seal_row(&s.keys, seq, &o),
             };
-            fire(receipts.put_with_key(&row, &JsValue::from(*seq as f64)))?;
+            fire(receipts.put_with_key(&row, &JsValue::from(seq as f64)))?;
         }
         let acked = outcome.acked;
+        let checkpoint = outcome.checkpoint.clone();
         let txn = self
-            .update_state(&[], |s| s.acked = acked, Some(txn))
+            .update_state(
+                &[],
+                |s| {
+                    s.acked = acked;
+                    if let Some(checkpoint) = checkpoint {
+                        s.checkpoint = Some(checkpoint);
+                    }
+                },
+                Some(txn),
+            )
             .await?;
         txn.commit().await
     }

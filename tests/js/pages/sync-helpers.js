@@ -161,7 +161,19 @@ export const h = {
     const db = await openRaw(dbName);
     try {
       const rows = await request(db.transaction("receipts").objectStore("receipts").getAll());
-      return rows.map((r) => ({ ...r, receipt: typeof r.receipt === "string" ? JSON.parse(r.receipt) : r.receipt }));
+      // One per event: a row of a run of accepted events (`receipts`) is
+      // spread out; where rows overlap, the greater key holds the newer receipt.
+      const bySeq = new Map();
+      for (const r of rows) {
+        if (typeof r.receipts !== "string") {
+          bySeq.set(r.device_seq, { ...r, receipt: typeof r.receipt === "string" ? JSON.parse(r.receipt) : r.receipt });
+          continue;
+        }
+        const receipts = JSON.parse(r.receipts);
+        if (receipts.length !== r.last_device_seq - r.device_seq + 1) throw new Error(`receipt row ${r.device_seq} holds ${receipts.length} receipts for ${r.device_seq}..${r.last_device_seq}`);
+        receipts.forEach((receipt, i) => bySeq.set(r.device_seq + i, { device_seq: r.device_seq + i, outcome: r.outcome, receipt, row: r.device_seq }));
+      }
+      return [...bySeq.values()].sort((a, b) => a.device_seq - b.device_seq);
     } finally {
       db.close();
     }
