@@ -782,4 +782,31 @@ describe("sync under faults", () => {
       await own.close();
     }
   });
+
+  test("(i) the stored sync state turns unreadable during a pass: ANNAL_STORAGE, and the receipts that would have gone with it are not written", async () => {
+    await withProxy(async (proxy) => {
+      const tenant = "f-i";
+      const user = "patient-fi";
+      const token = await server.token(user, "own", { tenant });
+      // While the first push is on its way, the state row is spoiled; the
+      // first push's receipts are stored during the second push, with the
+      // state, which can no longer be read.
+      proxy.onRequest("POST /v1/events", (ctx) => (ctx.n === 1 ? page.evaluate(() => h.corruptSyncState("annal:faults-i")) : undefined), { when: "before" });
+      const r = await page.evaluate(
+        async ({ url, token, tenant, user }) => {
+          const store = await h.open("faults-i", user, tenant);
+          h.configure(store, url, token);
+          await h.appendMany(store, 600, 300);
+          const error = await h.caught(() => store.sync());
+          return { error, receipts: await h.receiptRows("annal:faults-i") };
+        },
+        { url: proxy.url, token, tenant, user },
+      );
+      assert.equal(proxy.count("POST /v1/events"), 2);
+      assert.equal(r.error.code, "ANNAL_STORAGE", JSON.stringify(r.error));
+      assert.match(r.error.message, /sync state is unreadable/);
+      assert.deepEqual(r.receipts, [], "no receipt row without the state it belongs with");
+      assert.equal((await server.pull(token)).items.length, 600, "the server took both pushes");
+    });
+  });
 });

@@ -79,11 +79,21 @@ impl IdbSyncStore {
             Some(t) => t,
             None => Txn::begin(self.store.db()?, stores, true, Durability::Strict)?,
         };
-        let sync = txn.store(SYNC)?;
-        let mut state = state_from_js(&request(sync.get(&JsValue::from_str(STATE_KEY))).await?)?;
-        change(&mut state);
-        fire(sync.put_with_key(&state_to_js(&state), &JsValue::from_str(STATE_KEY)))?;
-        Ok(txn)
+        let changed = async {
+            let sync = txn.store(SYNC)?;
+            let mut state =
+                state_from_js(&request(sync.get(&JsValue::from_str(STATE_KEY))).await?)?;
+            change(&mut state);
+            fire(sync.put_with_key(&state_to_js(&state), &JsValue::from_str(STATE_KEY)))
+        };
+        match changed.await {
+            Ok(()) => Ok(txn),
+            Err(e) => {
+                // Nothing the transaction wrote before may commit without the state.
+                txn.abort();
+                Err(e)
+            }
+        }
     }
 
     /// The saved sync state, read on its own.
@@ -254,21 +264,29 @@ impl SyncStore for IdbSyncStore {
             true,
             Durability::Strict,
         )?;
-        let receipts = txn.store(RECEIPTS)?;
-        if let Some((first, last)) = crate::sync::receipts::replaced(outcome) {
-            let range =
-                IdbKeyRange::bound(&JsValue::from(first as f64), &JsValue::from(last as f64))
-                    .map_err(crate::web::idb::errors::from_dom)?;
-            fire(receipts.delete(&range))?;
-        }
-        for row in crate::sync::receipts::rows(outcome) {
-            let seq = row.key();
-            let o = receipt_row(&row);
-            let row = match &*at_rest {
-                AtRest::Plain => o,
-                AtRest::Sealed(s) => seal_row(&s.keys, seq, &o),
-            };
-            fire(receipts.put_with_key(&row, &JsValue::from(seq as f64)))?;
+        let written = (|| -> Result<()> {
+            let receipts = txn.store(RECEIPTS)?;
+            if let Some((first, last)) = crate::sync::receipts::replaced(outcome) {
+                let range =
+                    IdbKeyRange::bound(&JsValue::from(first as f64), &JsValue::from(last as f64))
+                        .map_err(crate::web::idb::errors::from_dom)?;
+                fire(receipts.delete(&range))?;
+            }
+            for row in crate::sync::receipts::rows(outcome) {
+                let seq = row.key();
+                let o = receipt_row(&row);
+                let row = match &*at_rest {
+                    AtRest::Plain => o,
+                    AtRest::Sealed(s) => seal_row(&s.keys, seq, &o),
+                };
+                fire(receipts.put_with_key(&row, &JsValue::from(seq as f64)))?;
+            }
+            Ok(())
+        })();
+        if let Err(e) = written {
+            // The old rows are deleted only together with the new ones.
+            txn.abort();
+            return Err(e);
         }
         let acked = outcome.acked;
         let checkpoint = outcome.checkpoint.clone();
@@ -295,14 +313,21 @@ impl SyncStore for IdbSyncStore {
     ) -> Result<()> {
         let at_rest = self.store.at_rest_for(None).await?;
         let txn = Txn::begin(self.store.db()?, &[SYNC, REMOTE], true, Durability::Strict)?;
-        // Read the state first, so the writes below follow a read.
-        let sync = txn.store(SYNC)?;
-        let state_read = pending(sync.get(&JsValue::from_str(STATE_KEY)))?;
-        remote_rows::put(&txn.store(REMOTE)?, &at_rest, pulled)?;
-        let mut state = state_from_js(&state_read.result().await?)?;
-        state.checkpoint = Some(checkpoint.clone());
-        state.remote = remote.clone();
-        fire(sync.put_with_key(&state_to_js(&state), &JsValue::from_str(STATE_KEY)))?;
+        let written = async {
+            // Read the state first, so the writes below follow a read.
+            let sync = txn.store(SYNC)?;
+            let state_read = pending(sync.get(&JsValue::from_str(STATE_KEY)))?;
+            remote_rows::put(&txn.store(REMOTE)?, &at_rest, pulled)?;
+            let mut state = state_from_js(&state_read.result().await?)?;
+            state.checkpoint = Some(checkpoint.clone());
+            state.remote = remote.clone();
+            fire(sync.put_with_key(&state_to_js(&state), &JsValue::from_str(STATE_KEY)))
+        };
+        if let Err(e) = written.await {
+            // The events are kept only with the checkpoint they lead to.
+            txn.abort();
+            return Err(e);
+        }
         txn.commit().await?;
         if let (Some(tell), false) = (&self.on_pulled, pulled.is_empty()) {
             tell(pulled);

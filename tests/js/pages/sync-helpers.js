@@ -156,6 +156,17 @@ export const h = {
     }
     return texts.some((t) => t.includes(marker));
   },
+  /** Overwrites the stored sync state of IndexedDB database `dbName` with text that is not JSON. */
+  async corruptSyncState(dbName) {
+    const db = await openRaw(dbName);
+    try {
+      const tx = db.transaction("sync", "readwrite");
+      tx.objectStore("sync").put({ state: "not json" }, "state");
+      await new Promise((ok, fail) => ((tx.oncomplete = ok), (tx.onerror = () => fail(tx.error))));
+    } finally {
+      db.close();
+    }
+  },
   /** The rows of the `receipts` store of IndexedDB database `dbName` (docs/FORMAT.md §8.1). */
   async receiptRows(dbName) {
     const db = await openRaw(dbName);
