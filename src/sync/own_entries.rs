@@ -16,8 +16,8 @@
 use crate::ledger::{LedgerEntry, LedgerOutcome, LedgerVerifier, TENANT_LEDGER};
 use crate::protocol::Receipt;
 use crate::sync::pull::Checkpoint;
-use crate::sync::push::PushOutcome;
-use std::collections::{HashMap, HashSet};
+use crate::sync::push::{PushOutcome, Verdict};
+use std::collections::HashMap;
 
 /// The checkpoint, moved on over receipts while they continue it.
 #[derive(Debug, Clone)]
@@ -58,27 +58,20 @@ impl OwnEntries {
     /// `hashes` holds this device's hash of each pushed event. Returns how
     /// many entries were verified.
     pub fn take(&mut self, outcome: &PushOutcome, hashes: &HashMap<u64, &str>) -> u64 {
-        let quarantined: HashSet<u64> = outcome.rejected.iter().map(|q| q.device_seq).collect();
-        let conflicts: HashSet<u64> = outcome.conflicts.iter().map(|c| c.device_seq).collect();
-        let duplicates: HashSet<u64> = outcome.duplicates.iter().copied().collect();
-        let mut receipts: Vec<&(u64, Receipt)> = outcome.receipts.iter().collect();
-        receipts.sort_by_key(|(seq, _)| *seq);
         let mut verified = 0;
-        for (seq, receipt) in receipts {
+        for (seq, receipt, verdict) in outcome.verdicts() {
             if self.stopped {
                 break;
             }
             // A duplicate's entry is the first delivery's, whose outcome the
             // answer does not say; a quarantined event's entry holds the
             // hash the server computed, which may not be this device's.
-            let outcome = if quarantined.contains(seq) || duplicates.contains(seq) {
-                None
-            } else if conflicts.contains(seq) {
-                Some(LedgerOutcome::Conflict)
-            } else {
-                Some(LedgerOutcome::Accepted)
+            let outcome = match verdict {
+                Verdict::Accepted => Some(LedgerOutcome::Accepted),
+                Verdict::Conflict(_) => Some(LedgerOutcome::Conflict),
+                Verdict::Quarantined(_) | Verdict::Duplicate => None,
             };
-            let taken = match (outcome, hashes.get(seq)) {
+            let taken = match (outcome, hashes.get(&seq)) {
                 (Some(outcome), Some(hash)) => self.feed(receipt, outcome, hash),
                 _ => false,
             };

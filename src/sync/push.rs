@@ -3,6 +3,7 @@
 
 use crate::protocol::{EventResult, PushResponse, Receipt, Status};
 use serde::{Deserialize, Serialize};
+use std::collections::{HashMap, HashSet};
 
 /// An event the server quarantined: stored and surfaced, never dropped.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -51,6 +52,49 @@ pub struct PushOutcome {
     /// The checkpoint the receipts verified the ledger to, when they moved
     /// it (`crate::sync::own_entries`), to store with them.
     pub checkpoint: Option<crate::sync::pull::Checkpoint>,
+}
+
+/// What the server answered for one event it now holds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Verdict<'a> {
+    /// Taken.
+    Accepted,
+    /// Already held: the receipt is the first delivery's.
+    Duplicate,
+    /// Stored and set aside.
+    Quarantined(&'a Rejected),
+    /// Taken and flagged as a concurrent version.
+    Conflict(&'a Conflict),
+}
+
+impl PushOutcome {
+    /// Each newly acknowledged event's `device_seq`, receipt and verdict,
+    /// in `device_seq` order.
+    pub fn verdicts(&self) -> Vec<(u64, &Receipt, Verdict<'_>)> {
+        let rejected: HashMap<u64, &Rejected> =
+            self.rejected.iter().map(|q| (q.device_seq, q)).collect();
+        let conflicts: HashMap<u64, &Conflict> =
+            self.conflicts.iter().map(|c| (c.device_seq, c)).collect();
+        let duplicates: HashSet<u64> = self.duplicates.iter().copied().collect();
+        let mut out: Vec<(u64, &Receipt, Verdict<'_>)> = self
+            .receipts
+            .iter()
+            .map(|(seq, receipt)| {
+                let verdict = if let Some(q) = rejected.get(seq) {
+                    Verdict::Quarantined(q)
+                } else if let Some(c) = conflicts.get(seq) {
+                    Verdict::Conflict(c)
+                } else if duplicates.contains(seq) {
+                    Verdict::Duplicate
+                } else {
+                    Verdict::Accepted
+                };
+                (*seq, receipt, verdict)
+            })
+            .collect();
+        out.sort_by_key(|(seq, _, _)| *seq);
+        out
+    }
 }
 
 /// A response that does not answer the request.
@@ -194,6 +238,17 @@ pub(crate) mod tests {
         assert_eq!(out.conflicts[0].device_seq, 13);
         assert_eq!(out.duplicates, vec![14]);
         assert_eq!(out.resend_from, None);
+        let verdicts: Vec<(u64, Verdict<'_>)> =
+            out.verdicts().into_iter().map(|(s, _, v)| (s, v)).collect();
+        assert_eq!(
+            verdicts,
+            vec![
+                (11, Verdict::Accepted),
+                (12, Verdict::Quarantined(&out.rejected[0])),
+                (13, Verdict::Conflict(&out.conflicts[0])),
+                (14, Verdict::Duplicate),
+            ]
+        );
     }
 
     #[test]

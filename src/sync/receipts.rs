@@ -5,8 +5,7 @@
 //! `by_outcome` index finds it.
 
 use crate::protocol::Receipt;
-use crate::sync::push::{Conflict, PushOutcome, Rejected};
-use std::collections::HashMap;
+use crate::sync::push::{Conflict, PushOutcome, Rejected, Verdict};
 
 /// One stored row of receipts.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -40,24 +39,15 @@ impl ReceiptRow<'_> {
 
 /// The rows that store `outcome`'s receipts, in `device_seq` order.
 pub fn rows(outcome: &PushOutcome) -> Vec<ReceiptRow<'_>> {
-    let rejected: HashMap<u64, &Rejected> =
-        outcome.rejected.iter().map(|q| (q.device_seq, q)).collect();
-    let conflicts: HashMap<u64, &Conflict> = outcome
-        .conflicts
-        .iter()
-        .map(|c| (c.device_seq, c))
-        .collect();
-    let mut receipts: Vec<&(u64, Receipt)> = outcome.receipts.iter().collect();
-    receipts.sort_by_key(|(seq, _)| *seq);
     let mut out = Vec::new();
     let mut run: Option<(u64, u64, Vec<&Receipt>)> = None;
-    for (seq, receipt) in receipts {
-        let single = if let Some(q) = rejected.get(seq) {
-            Some(ReceiptRow::Quarantined(q))
-        } else {
-            conflicts.get(seq).map(|c| ReceiptRow::Conflict(c))
+    for (seq, receipt, verdict) in outcome.verdicts() {
+        let single = match verdict {
+            Verdict::Quarantined(q) => Some(ReceiptRow::Quarantined(q)),
+            Verdict::Conflict(c) => Some(ReceiptRow::Conflict(c)),
+            Verdict::Accepted | Verdict::Duplicate => None,
         };
-        let joins = matches!(&run, Some((_, last, _)) if last + 1 == *seq);
+        let joins = matches!(&run, Some((_, last, _)) if last + 1 == seq);
         if single.is_some() || !joins {
             if let Some((first, last, receipts)) = run.take() {
                 out.push(ReceiptRow::Run {
@@ -71,10 +61,10 @@ pub fn rows(outcome: &PushOutcome) -> Vec<ReceiptRow<'_>> {
             Some(row) => out.push(row),
             None => match &mut run {
                 Some((_, last, receipts)) => {
-                    *last = *seq;
+                    *last = seq;
                     receipts.push(receipt);
                 }
-                None => run = Some((*seq, *seq, vec![receipt])),
+                None => run = Some((seq, seq, vec![receipt])),
             },
         }
     }
