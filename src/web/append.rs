@@ -5,13 +5,13 @@
 //! or workers appending at once are serialized by IndexedDB and can neither
 //! fork the chain nor reuse a `device_seq`.
 
-use super::aggregate_head::AggregateReads;
 use super::idb::layout::{
     self, ALL_STORES, IDEMPOTENCY, META, META_HEAD_KEY, META_KEYRING_KEY, PAGES,
 };
 use super::idb::txn::{fire, pending, Txn};
 use super::platform::{BrowserClock, BrowserEntropy};
 use super::seal_ahead::{self, Ahead};
+use super::state_reads::{State, StateReads};
 use super::store::{put_ring, ring_from_js, IdbStore};
 use super::write_cache::WriteCache;
 use crate::at_rest::AtRest;
@@ -21,7 +21,6 @@ use crate::page::Page;
 use crate::record::Record;
 use crate::seal::{self, Outcome, Sealed, Unit};
 use crate::state::{AggregateState, IdempotencyEntry};
-use std::collections::HashMap;
 use wasm_bindgen::JsValue;
 
 /// Commits `units` in one transaction. The outer error means the
@@ -46,7 +45,11 @@ async fn commit_once(store: &IdbStore, units: &[Unit]) -> Result<Vec<Result<Vec<
     // zeroizes them only after this commit lets go of them.
     let at_rest = store.at_rest()?;
     let cache = store.write_cache.borrow_mut().take();
-    let sealed = match seal_ahead::commit(store, &at_rest, units, cache).await? {
+    let ahead = match seal_ahead::commit(store, &at_rest, units, cache).await? {
+        Ahead::Declined(cache) => seal_ahead::after_filling(store, &at_rest, units, cache).await,
+        committed => committed,
+    };
+    let sealed = match ahead {
         Ahead::Committed(sealed) => sealed,
         Ahead::Declined(cache) => {
             let txn = Txn::begin(store.db()?, &ALL_STORES, true, store.durability)?;
@@ -86,65 +89,24 @@ async fn read_seal_write(
     // Owned, so the commit extends it rather than copying it.
     let cache = owned_cache.as_ref();
     let meta = txn.store(META)?;
-    let idempotency = txn.store(IDEMPOTENCY)?;
-    let key = |f: &str, v: &str| JsValue::from_str(&at_rest.index_value(f, v));
-
     // Issue every read at once; IndexedDB answers them in order. What the
     // cache knows is not read (see `WriteCache` for why that is safe).
-    let (aggregate_ids, keys) = seal::keys_to_read(units);
-    let head_read = match cache {
-        Some(_) => None,
-        None => Some(pending(meta.get(&JsValue::from_str(META_HEAD_KEY)))?),
-    };
     let ring = match at_rest {
         AtRest::Sealed(_) => Some(pending(meta.get(&JsValue::from_str(META_KEYRING_KEY)))?),
         AtRest::Plain => None,
     };
-    let mut stored_aggregates = HashMap::new();
-    let mut unseen = Vec::new();
-    for id in aggregate_ids {
-        match cache.and_then(|c| c.aggregate(&id)) {
-            Some(known) => {
-                stored_aggregates.insert(id, known.clone());
-            }
-            None => unseen.push((at_rest.index_value(field::AGGREGATE_ID, &id), id)),
-        }
-    }
-    let legacy = store.has_legacy_aggregates;
-    let aggregate_reads = AggregateReads::issue(txn, unseen, legacy, store.head_ranges.get())?;
-    let mut stored_keys = HashMap::new();
-    let mut key_reads = Vec::new();
-    for k in keys {
-        match cache.and_then(|c| c.key(&k)) {
-            Some(known) => {
-                stored_keys.insert(k, known.clone());
-            }
-            None => key_reads.push((
-                pending(idempotency.get(&key(field::IDEMPOTENCY_KEY, &k)))?,
-                k,
-            )),
-        }
-    }
-
-    let head = match (head_read, cache) {
-        (Some(read), _) => layout::head_from_js(&read.result().await?)?,
-        (None, Some(c)) => c.head.clone(),
-        (None, None) => None,
-    };
+    let reads = StateReads::issue(store, at_rest, txn, units, cache)?;
     // The ring in the database decides the key, whatever this context
     // cached: another context may have rotated.
     let mut at_rest = match ring {
         Some(read) => at_rest.with_ring(ring_from_js(at_rest, &read.result().await?)?),
         None => AtRest::Plain,
     };
-    let found = aggregate_reads.results(&store.head_ranges).await?;
-    if !found.is_empty() && found.iter().all(|(_, state)| state.is_none()) {
-        store.presume_new.set(true);
-    }
-    stored_aggregates.extend(found);
-    for (read, key) in key_reads {
-        stored_keys.insert(key, layout::idempotency_from_js(&read.result().await?)?);
-    }
+    let State {
+        head,
+        aggregates: stored_aggregates,
+        keys: stored_keys,
+    } = reads.results(store).await?;
     let read = (stored_aggregates.clone(), stored_keys.clone());
 
     // Everything from here to the writes is synchronous: an await on

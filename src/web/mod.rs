@@ -15,6 +15,7 @@ mod platform;
 mod read;
 mod scan;
 mod seal_ahead;
+mod state_reads;
 mod store;
 mod sync;
 mod write_cache;

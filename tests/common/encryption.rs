@@ -305,3 +305,77 @@ async fn edits_to_the_key_ring_and_head_mac_are_caught() {
     let message = get(&err, "message").as_string().unwrap();
     assert!(message.contains("key ring"), "{message}");
 }
+
+/// Blinded ids sort at random, so an encrypted store reads an unseen
+/// aggregate's head with a cursor each; a batch with many unseen ones
+/// tries one range first, and a cursor each once such a range held too
+/// many other heads. Whichever way, each aggregate continues at its
+/// version.
+#[wasm_bindgen_test]
+async fn many_unseen_aggregates_in_an_encrypted_store_are_found_by_range_or_by_cursor_alike() {
+    let name = "enc-many-unseen";
+    let writer = fresh_encrypted(name, "").await;
+    let open = || async {
+        Store::open(opts(name, &format!(r#","passphrase":"{PASS}""#)))
+            .await
+            .unwrap()
+    };
+    let batch = |ids: &[String], expected: Option<u32>| {
+        let batch = Array::new();
+        for id in ids {
+            let e = event(id, "{}");
+            if let Some(v) = expected {
+                put(&e, "expectedVersion", v.into());
+            }
+            batch.push(&e);
+        }
+        JsValue::from(batch)
+    };
+    let versions = |stored: &JsValue| {
+        items(stored)
+            .iter()
+            .map(|e| num(e, "aggregateVersion"))
+            .collect::<Vec<_>>()
+    };
+    let ids = |prefix: &str, n: usize| (0..n).map(|i| format!("{prefix}-{i}")).collect::<Vec<_>>();
+    let a = ids("a", 70);
+
+    // A fresh store: the range over an empty index finds nothing.
+    let stored = writer.append_batch(batch(&a, Some(0))).await.unwrap();
+    assert_eq!(versions(&stored), vec![1.0; 70]);
+    // A connection that has seen nothing: the range holds just these.
+    let second = open().await;
+    let stored = second.append_batch(batch(&a, Some(1))).await.unwrap();
+    assert_eq!(versions(&stored), vec![2.0; 70]);
+    // 400 more aggregates lie among them: the range gives up, a cursor
+    // each finds them, and later batches go by cursor at once.
+    writer
+        .append_batch(batch(&ids("b", 400), None))
+        .await
+        .unwrap();
+    let third = open().await;
+    let stored = third.append_batch(batch(&a, Some(2))).await.unwrap();
+    assert_eq!(versions(&stored), vec![3.0; 70]);
+    let mut mixed = ids("c", 66);
+    mixed.extend(ids("b", 4));
+    let stored = third.append_batch(batch(&mixed, None)).await.unwrap();
+    let mut want = vec![1.0; 66];
+    want.extend([2.0; 4]);
+    assert_eq!(versions(&stored), want);
+    // A stale expectation among many unseen aggregates is still decided on
+    // the stored version, and writes nothing.
+    let fourth = open().await;
+    let mut stale = ids("d", 69);
+    stale.push("a-0".into());
+    let stale_batch = batch(&stale, None);
+    let items_of: Array = stale_batch.clone().into();
+    put(&items_of.get(69), "expectedVersion", 2.into());
+    expect_code(
+        fourth.append_batch(stale_batch).await,
+        "ANNAL_VERSION_CONFLICT",
+    );
+
+    let report = fourth.verify(JsValue::UNDEFINED).await.unwrap();
+    assert_eq!(get(&report, "ok"), JsValue::TRUE);
+    assert_eq!(num(&report, "checked"), 70.0 * 3.0 + 400.0 + 70.0);
+}

@@ -621,6 +621,84 @@ describe("encryption at rest", () => {
     assert.deepEqual(r.verify, { ok: true, checked: 12 });
   });
 
+  test("a large encrypted batch the cache cannot predict reads what it lacks first and is still encrypted by WebCrypto; a head moved meanwhile falls back", async () => {
+    const r = await run(async () => {
+      const name = "enc-fill";
+      await annal.EventStore.destroy(name);
+      const kek = await h.kek(4);
+      const subtle = crypto.subtle;
+      const original = subtle.encrypt;
+      let calls = 0;
+      // Runs once, inside the first WebCrypto call after it is set.
+      let during = null;
+      subtle.encrypt = async function (...args) {
+        calls++;
+        if (during) {
+          const f = during;
+          during = null;
+          await f();
+        }
+        return original.apply(subtle, args);
+      };
+      try {
+        const a = await annal.EventStore.open({ name, userId: "u", keyEncryptionKey: kek });
+        const b = await annal.EventStore.open({ name, userId: "u", keyEncryptionKey: kek });
+        const ev = (id, i, extra = {}) => ({ aggregateType: "diary", aggregateId: id, eventType: "noted", payload: { i }, ...extra });
+        const range = (from, n, f) => Array.from({ length: n }, (_, k) => f(from + k));
+        const counted = async (f) => {
+          const before = calls;
+          const value = await f();
+          return [calls - before, value];
+        };
+        const out = {};
+        // Nothing cached: 20 events over 20 aggregates are read for first,
+        // then sealed by WebCrypto, one call each.
+        [out.cold] = await counted(() => a.appendBatch(range(1, 20, (i) => ev(`p-${i}`, i))));
+        // Fewer than 16: not worth a transaction of its own; sealed in wasm.
+        [out.smallCold] = await counted(() => b.appendBatch(range(21, 3, (i) => ev(`p-${i}`, i, { idempotencyKey: `k-${i}` }))));
+        // a has not seen b's head, b's aggregates or keys: it reads them,
+        // its three repeats resolve to b's events, and the 17 new events
+        // (on aggregates a knows) are sealed ahead.
+        const [mixedCalls, mixed] = await counted(() =>
+          a.appendBatch([
+            ...range(21, 3, (i) => ev(`p-${i}`, i, { idempotencyKey: `k-${i}` })),
+            ...range(24, 17, (i) => ev(`p-${i % 23 || 23}`, i)),
+          ]),
+        );
+        out.mixed = { calls: mixedCalls, seqs: mixed.map((e) => e.deviceSeq) };
+        // Another connection appends while a's batch is being sealed:
+        // a's page key is taken, nothing of that try is written, and the
+        // batch goes again the ordinary way (in wasm), after b's event.
+        // (A connection of its own, whose first append of one event is
+        // sealed in wasm, so every call counted is a's.)
+        during = async () => {
+          const c = await annal.EventStore.open({ name, userId: "u", keyEncryptionKey: kek });
+          await c.append(ev("p-1", 0));
+          c.close();
+        };
+        const [movedCalls, moved] = await counted(() => a.appendBatch(range(41, 20, (i) => ev(`q-${i}`, i))));
+        out.moved = { calls: movedCalls, first: moved[0].deviceSeq, last: moved.at(-1).deviceSeq };
+        out.events = (await b.events()).map((e) => [e.deviceSeq, e.aggregateId, e.aggregateVersion, e.payload.i]);
+        out.verify = await b.verify();
+        a.close();
+        b.close();
+        return out;
+      } finally {
+        subtle.encrypt = original;
+      }
+    });
+    assert.equal(r.cold, 20, "the first large batch after opening is sealed by WebCrypto");
+    assert.equal(r.smallCold, 0);
+    assert.deepEqual(r.mixed, { calls: 17, seqs: [21, 22, 23, ...Array.from({ length: 17 }, (_, k) => 24 + k)] });
+    assert.deepEqual(r.moved, { calls: 20, first: 42, last: 61 }, "sealed ahead as 41–60, written as 42–61 after the other connection's 41");
+    assert.equal(r.events.length, 61);
+    assert.deepEqual(r.events.map((e) => e[0]), Array.from({ length: 61 }, (_, k) => k + 1));
+    // Versions continue across both connections' appends.
+    assert.deepEqual(r.events[40], [41, "p-1", 3, 0]);
+    assert.deepEqual(r.events.filter((e) => e[1] === "p-1").map((e) => e[2]), [1, 2, 3]);
+    assert.deepEqual(r.verify, { ok: true, checked: 61 });
+  });
+
   test("maxRecordsPerKey: a new data key starts before the current one passes its limit", async () => {
     const r = await run(async () => {
       const name = "enc-max-records";
