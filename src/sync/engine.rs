@@ -4,7 +4,7 @@
 //! store, the in-memory store and tests drive the same code.
 
 use super::backoff::{Backoff, RetryState};
-use super::outbox;
+use super::outbox::Push;
 use super::own_entries::OwnEntries;
 use super::pull::{Checkpoint, PullVerifier, Pulled, RemoteHead};
 use super::push::{self, PushOutcome};
@@ -294,6 +294,8 @@ impl<S: SyncStore, T: Transport, K: TokenSource> Engine<'_, S, T, K> {
                 .unwrap_or_else(|| Checkpoint::genesis(&ledger)),
         );
         let mut pending = self.store.pending(state.acked, OUTBOX_READ).await?;
+        // The next push, built from `pending` during the request before.
+        let mut built: Option<Push> = None;
         // An outcome not yet stored: it is stored during the next request.
         let mut unsaved: Option<PushOutcome> = None;
         loop {
@@ -303,22 +305,28 @@ impl<S: SyncStore, T: Transport, K: TokenSource> Engine<'_, S, T, K> {
                 }
                 return Ok(());
             }
-            let batch = outbox::next_batch(&pending);
-            let sent = &pending[..batch.len()];
+            let push = built.take().unwrap_or_else(|| Push::of(&pending));
+            let sent = &pending[..push.count];
             let ids: Vec<String> = sent.iter().map(|r| r.envelope.event_id.clone()).collect();
             let first = sent[0].envelope.device_seq;
             let last = sent[sent.len() - 1].envelope.device_seq;
-            let body = outbox::body(&batch);
             let save = async {
                 match unsaved.take() {
                     Some(outcome) => self.store.save_push(&outcome).await,
                     None => Ok(()),
                 }
             };
+            // The events after this push, and the push they make, on the
+            // guess that the server takes this one whole.
+            let ahead = async {
+                let next = self.store.pending(last, OUTBOX_READ).await?;
+                let push = (!next.is_empty()).then(|| Push::of(&next));
+                Ok::<_, Error>((next, push))
+            };
             let (response, saved, next) = join3(
-                self.request("POST", "/v1/events".into(), Some(body)),
+                self.request("POST", "/v1/events".into(), Some(push.body)),
                 save,
-                self.store.pending(last, OUTBOX_READ),
+                ahead,
             )
             .await;
             saved?;
@@ -365,10 +373,16 @@ impl<S: SyncStore, T: Transport, K: TokenSource> Engine<'_, S, T, K> {
             let next = if whole_batch {
                 next
             } else {
-                self.store.pending(state.acked, OUTBOX_READ).await
+                self.store
+                    .pending(state.acked, OUTBOX_READ)
+                    .await
+                    .map(|next| (next, None))
             };
             pending = match next {
-                Ok(next) => next,
+                Ok((next, push)) => {
+                    built = push;
+                    next
+                }
                 Err(e) => {
                     if let Some(outcome) = unsaved.take() {
                         self.store.save_push(&outcome).await?;

@@ -26,6 +26,27 @@ pub fn entry(record: &Record) -> String {
     out
 }
 
+/// A push ready to send: how many of the pending events it carries, and
+/// its body.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Push {
+    /// The events it carries: the first `count` of those it was built from.
+    pub count: usize,
+    /// The request body.
+    pub body: String,
+}
+
+impl Push {
+    /// The next push of `pending` (see [`next_batch`]).
+    pub fn of(pending: &[Record]) -> Push {
+        let batch = next_batch(pending);
+        Push {
+            count: batch.len(),
+            body: body(&batch),
+        }
+    }
+}
+
 /// The next batch from `pending` (in `device_seq` order): at most
 /// [`BATCH_EVENTS`] events and [`BATCH_BYTES`] bytes of entries, or one
 /// event alone if it is larger than that. Returns the entries' texts.
