@@ -562,7 +562,7 @@ export class EventStore extends EventTarget {
           raw: this.#raw,
           name: this.#name,
           channel: this.#channel,
-          pulled: (events) => this.#deliver(events, "remote"),
+          pulled: (json) => this.#deliverPulled(json),
           statusChanged: () => this.#statusChanged(),
           progress: (verified, seq, more) => this.dispatchEvent(new SyncProgressEvent(verified, seq, more)),
           passEnded: (report, error, automatic) => this.#passEnded(report, error, automatic),
@@ -846,6 +846,12 @@ export class EventStore extends EventTarget {
     if (pending) this.#channel.post({ type: "appended", ...pending });
   }
 
+  /** Pulled events, as the JSON text of their array, to the subscribers that want remote events. */
+  #deliverPulled(json: string): void {
+    if (typeof json !== "string" || ![...this.#subscribers].some((s) => s.filter.source !== "local")) return;
+    this.#deliver(JSON.parse(json) as StoredEvent[], "remote");
+  }
+
   #deliver(events: StoredEvent[], source: "local" | "remote"): void {
     for (const s of [...this.#subscribers]) {
       if (s.filter.source !== undefined && s.filter.source !== source) continue;
@@ -864,7 +870,7 @@ export class EventStore extends EventTarget {
 
   #onMessage(m: ChannelMessage): void {
     if (this.#closed) return;
-    if (m.type === "pulled") this.#deliver(m.events, "remote");
+    if (m.type === "pulled") this.#deliverPulled(m.json);
     if (m.type === "appended") {
       if (![...this.#subscribers].some((s) => s.filter.source !== "remote")) return;
       // Read them here: the message carries only their range.

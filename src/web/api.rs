@@ -285,7 +285,9 @@ impl Store {
     /// Pushes the outbox and pulls and verifies the server ledger:
     /// `{ pushed, pulled, verified, rejected, conflicts, acked }`.
     /// `onProgress(verified, seq, more)` hears about each pull page, and
-    /// `onPulled(events)` gets each stored page of other devices' events.
+    /// `onPulled(json)` gets each stored page of other devices' events, as
+    /// the JSON text of their array (parsed only where a subscriber wants
+    /// them, and cheap to post to other contexts).
     pub async fn sync(
         &self,
         on_progress: JsValue,
@@ -304,12 +306,12 @@ impl Store {
         }
         if let Ok(f) = on_pulled.dyn_into::<js_sys::Function>() {
             hooks.pulled = Some(Rc::new(move |pulled: &[crate::sync::pull::Pulled]| {
-                let records: Vec<&Record> = pulled.iter().map(|p| &p.record).collect();
-                if let Ok(events) = parse_json(&event_view::write_events(
-                    records.iter().map(|r| (&r.envelope, r.payload.as_str())),
-                )) {
-                    let _ = f.call1(&JsValue::NULL, &events);
-                }
+                let json = event_view::write_events(
+                    pulled
+                        .iter()
+                        .map(|p| (&p.record.envelope, p.record.payload.as_str())),
+                );
+                let _ = f.call1(&JsValue::NULL, &JsValue::from_str(&json));
             }));
         }
         let r = self.inner.sync(hooks).await?;

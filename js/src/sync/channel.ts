@@ -1,11 +1,16 @@
-import type { StoredEvent, SyncReport } from "../types.js";
+import type { SyncReport } from "../types.js";
 
 /** What contexts of one store tell each other. */
 export type ChannelMessage =
   /** Events `from..=to` (device seqs) were appended in the sending context. */
   | { type: "appended"; from: number; to: number }
-  /** Events of other devices, pulled and verified by the sending context. */
-  | { type: "pulled"; events: StoredEvent[] }
+  /**
+   * Events of other devices, pulled and verified by the sending context:
+   * the JSON text of their array. A string is copied in one piece, where
+   * an array of events is cloned member by member; a receiver parses it
+   * only when one of its subscribers wants remote events.
+   */
+  | { type: "pulled"; json: string }
   /** Sync status may have changed (a pass started or ended, or events came). */
   | { type: "status"; syncing: boolean }
   /** Asks the context that holds the sync lock to run a pass. */

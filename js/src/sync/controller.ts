@@ -1,6 +1,6 @@
 import type { Store } from "../../wasm/annal.js";
 import { AnnalCancelledError, AnnalError, guard, toAnnalError, errorFromCode } from "../errors.js";
-import type { Clock, StoredEvent, SyncReport } from "../types.js";
+import type { Clock, SyncReport } from "../types.js";
 import { StoreChannel, lockName, type ChannelMessage } from "./channel.js";
 
 /** What the controller needs from the store it syncs. */
@@ -8,8 +8,8 @@ export interface SyncHost {
   readonly raw: Store;
   readonly name: string;
   readonly channel: StoreChannel;
-  /** This context pulled and stored these events. */
-  pulled(events: StoredEvent[]): void;
+  /** This context pulled and stored these events (the JSON text of their array). */
+  pulled(json: string): void;
   /** Something that may change `syncStatus()` happened. */
   statusChanged(): void;
   /** A pass reported progress: entries verified so far, and whether more follow. */
@@ -297,9 +297,9 @@ export class SyncController {
     host.channel.post({ type: "status", syncing: true });
     host.statusChanged();
     const onProgress = (verified: number, seq: number, more: boolean) => host.progress(verified, seq, more);
-    const onPulled = (events: StoredEvent[]) => {
-      host.channel.post({ type: "pulled", events });
-      host.pulled(events);
+    const onPulled = (json: string) => {
+      host.channel.post({ type: "pulled", json });
+      host.pulled(json);
     };
     try {
       const report = (await guard(() => host.raw.sync(onProgress, onPulled))) as SyncReport;
