@@ -127,7 +127,12 @@ impl FetchTransport {
             .headers()
             .get("retry-after")
             .and_then(|v| parse_retry_after(&v, BrowserClock.now_ms()));
-        let body = response.text().await.map_err(|e| e.to_string())?;
+        // As bytes: `text()` would decode the UTF-8 into a JavaScript
+        // string, only for it to be encoded into UTF-8 again on its way into
+        // wasm (about 8 ms of a 1.5 MB pull page).
+        let bytes = response.binary().await.map_err(|e| e.to_string())?;
+        let body = String::from_utf8(bytes)
+            .unwrap_or_else(|e| String::from_utf8_lossy(e.as_bytes()).into_owned());
         Ok(Response {
             status,
             retry_after_ms,
