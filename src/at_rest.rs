@@ -146,18 +146,20 @@ impl AtRest {
     /// [`AtRest::index_value`] that computes each distinct value once: a
     /// commit blinds the same ids and types many times over.
     pub fn blinder(&self) -> impl FnMut(&'static str, &str) -> String + '_ {
-        // A page's or a commit's distinct values: a list is the smaller code.
-        let mut memo: Vec<(&'static str, String, String)> = Vec::new();
+        // By field, then value: a commit of 1,000 events may hold 1,000
+        // distinct ids, which a list searched each time made quadratic.
+        let mut memo: HashMap<&'static str, HashMap<String, String>> = HashMap::new();
         let blinds = self.blind().is_some();
         move |f, v| {
             if !blinds {
                 return v.to_string();
             }
-            if let Some((_, _, b)) = memo.iter().find(|(mf, mv, _)| *mf == f && mv == v) {
+            let values = memo.entry(f).or_default();
+            if let Some(b) = values.get(v) {
                 return b.clone();
             }
             let b = self.index_value(f, v);
-            memo.push((f, v.to_string(), b.clone()));
+            values.insert(v.to_string(), b.clone());
             b
         }
     }
