@@ -158,6 +158,39 @@ describe("sync through FaultyFetch", () => {
     );
   });
 
+  test("a push answered with a body that is not UTF-8 is ANNAL_OFFLINE, and the events wait; the next pass sends them", async () => {
+    const user = "p-utf8";
+    const token = await server.token(user, "own", { tenant: TENANT });
+    const r = await page.evaluate(
+      async ({ url, token, user }) => {
+        const store = await h.open("ff-utf8", user, "t-faulty");
+        await h.appendMany(store, 20, 20);
+        let spoil = true;
+        const spoiling = async (request) => {
+          const answer = await fetch(request);
+          if (!spoil || !new URL(request.url).pathname.startsWith("/v1/events")) return answer;
+          spoil = false;
+          // The server's answer with one byte no UTF-8 text can hold.
+          const bytes = new Uint8Array(await answer.arrayBuffer());
+          bytes[bytes.length - 2] = 0xff;
+          return new Response(bytes, { status: answer.status, headers: answer.headers });
+        };
+        h.configure(store, url, token, undefined, { fetch: spoiling });
+        const failed = await h.caught(() => store.sync());
+        const mid = await store.syncStatus();
+        const done = await store.sync();
+        return { failed, mid, done, hashes: await h.hashes(store) };
+      },
+      { url: server.url, token, user },
+    );
+    assert.equal(r.failed.code, "ANNAL_OFFLINE", JSON.stringify(r.failed));
+    assert.match(r.failed.message, /not UTF-8/);
+    assert.equal(r.mid.acked, 0, "an answer that cannot be read acknowledges nothing");
+    assert.equal(r.mid.pending, 20);
+    assert.equal(r.done.acked, 20);
+    assert.deepEqual((await onServer(user)).map((e) => e.hash), r.hashes, "each event once on the server");
+  });
+
   test("a 500 with Retry-After from FaultyFetch schedules the retry no sooner", async () => {
     const token = await server.token("p-500", "own", { tenant: TENANT });
     const r = await page.evaluate(
