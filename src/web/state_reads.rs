@@ -16,12 +16,13 @@ use crate::state::{AggregateState, Head, IdempotencyEntry};
 use std::collections::HashMap;
 use wasm_bindgen::JsValue;
 
-/// Unseen aggregates for which one range read is tried even where ranges
-/// are off (blinded ids, which sort at random), until such a range gives
-/// up: it gives up after a few keys per id, where a cursor each costs a
-/// request each. 1,000 of those took about 60 ms in an encrypted store's
-/// first batch, where a range over the fresh store's empty index is one
-/// request.
+/// Fewest unseen aggregates for which a store with blind indexes reads
+/// their heads as one range (any two do elsewhere). Blinded ids sort at
+/// random, so their range spans most of the index, and it pays off only
+/// for many ids in a small store: 1,000 cursors took about 60 ms in an
+/// encrypted store's first batch, where a range over the fresh store's
+/// empty index is one request. A range that gives up (after a few keys per
+/// id) turns ranges off for the connection, as anywhere.
 const MANY_UNSEEN: usize = 64;
 
 /// The reads one append issued, all at once (IndexedDB answers them in
@@ -30,8 +31,6 @@ pub(crate) struct StateReads {
     head: Option<Pending>,
     cached_head: Option<Head>,
     aggregates: AggregateReads,
-    /// Whether `aggregates` is a range read tried for `MANY_UNSEEN`.
-    many: bool,
     known_aggregates: HashMap<String, Option<AggregateState>>,
     keys: Vec<(Pending, String)>,
     known_keys: HashMap<String, Option<IdempotencyEntry>>,
@@ -84,9 +83,11 @@ impl StateReads {
             }
         }
         let legacy = store.has_legacy_aggregates;
-        let many =
-            !store.head_ranges.get() && store.many_ranges.get() && unseen.len() >= MANY_UNSEEN;
-        let ranges = store.head_ranges.get() || many;
+        let fewest = match store.blind_indexes {
+            Some(true) => MANY_UNSEEN,
+            _ => 2,
+        };
+        let ranges = store.head_ranges.get() && unseen.len() >= fewest;
         let aggregates = AggregateReads::issue(txn, unseen, legacy, ranges)?;
         let mut known_keys = HashMap::new();
         let mut key_reads = Vec::new();
@@ -106,7 +107,6 @@ impl StateReads {
             head,
             cached_head: cache.and_then(|c| c.head.clone()),
             aggregates,
-            many,
             known_aggregates,
             keys: key_reads,
             known_keys,
@@ -120,11 +120,7 @@ impl StateReads {
             Some(read) => layout::head_from_js(&read.result().await?)?,
             None => self.cached_head,
         };
-        let ranges = match self.many {
-            true => &store.many_ranges,
-            false => &store.head_ranges,
-        };
-        let found = self.aggregates.results(ranges).await?;
+        let found = self.aggregates.results(&store.head_ranges).await?;
         if !found.is_empty() && found.iter().all(|(_, state)| state.is_none()) {
             store.presume_new.set(true);
         }

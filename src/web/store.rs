@@ -42,13 +42,10 @@ pub(crate) struct IdbStore {
     /// nothing adds them since, so appends to others never look there.
     pub(crate) has_legacy_aggregates: bool,
     /// Whether appends read unseen aggregates' heads as one range (see
-    /// `aggregate_head`): true until a range holds too many other heads,
-    /// as random or blinded ids make it do.
+    /// `aggregate_head`; with blind indexes only for many, see
+    /// `state_reads`): true until a range holds too many other heads, as
+    /// random or blinded ids make it do.
     pub(crate) head_ranges: Cell<bool>,
-    /// Whether an append that has many unseen aggregates reads their heads
-    /// as one range even when `head_ranges` is off (see `state_reads`):
-    /// true until such a range gives up.
-    pub(crate) many_ranges: Cell<bool>,
     /// Whether an append may presume an aggregate it has not seen has no
     /// events (see `seal_ahead`): cleared when one had, set again when an
     /// ordinary read finds every unseen aggregate new.
@@ -90,8 +87,7 @@ impl IdbStore {
             sync: Default::default(),
             blind_indexes,
             has_legacy_aggregates: legacy,
-            head_ranges: Cell::new(blind_indexes != Some(true)),
-            many_ranges: Cell::new(true),
+            head_ranges: Cell::new(true),
             presume_new: Cell::new(true),
             db,
             closed: Rc::default(),
