@@ -321,21 +321,11 @@ async fn many_unseen_aggregates_in_an_encrypted_store_are_found_by_range_or_by_c
             .unwrap()
     };
     let batch = |ids: &[String], expected: Option<u32>| {
-        let batch = Array::new();
-        for id in ids {
-            let e = event(id, "{}");
-            if let Some(v) = expected {
-                put(&e, "expectedVersion", v.into());
-            }
-            batch.push(&e);
-        }
-        JsValue::from(batch)
-    };
-    let versions = |stored: &JsValue| {
-        items(stored)
-            .iter()
-            .map(|e| num(e, "aggregateVersion"))
-            .collect::<Vec<_>>()
+        batch_with(
+            &ids.iter()
+                .map(|id| (id.as_str(), expected))
+                .collect::<Vec<_>>(),
+        )
     };
     let ids = |prefix: &str, n: usize| (0..n).map(|i| format!("{prefix}-{i}")).collect::<Vec<_>>();
     let a = ids("a", 70);
@@ -365,13 +355,11 @@ async fn many_unseen_aggregates_in_an_encrypted_store_are_found_by_range_or_by_c
     // A stale expectation among many unseen aggregates is still decided on
     // the stored version, and writes nothing.
     let fourth = open().await;
-    let mut stale = ids("d", 69);
-    stale.push("a-0".into());
-    let stale_batch = batch(&stale, None);
-    let items_of: Array = stale_batch.clone().into();
-    put(&items_of.get(69), "expectedVersion", 2.into());
+    let unseen = ids("d", 69);
+    let mut stale: Vec<(&str, Option<u32>)> = unseen.iter().map(|id| (id.as_str(), None)).collect();
+    stale.push(("a-0", Some(2)));
     expect_code(
-        fourth.append_batch(stale_batch).await,
+        fourth.append_batch(batch_with(&stale)).await,
         "ANNAL_VERSION_CONFLICT",
     );
 

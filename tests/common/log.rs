@@ -492,24 +492,6 @@ async fn unseen_aggregates_are_found_by_range_or_by_cursor_alike() {
     }
     writer.append_batch(others.into()).await.unwrap();
 
-    let batch_with = |pairs: &[(&str, Option<u32>)]| {
-        let batch = js_sys::Array::new();
-        for (id, expected) in pairs {
-            let e = event(id, "{}");
-            if let Some(v) = expected {
-                put(&e, "expectedVersion", (*v).into());
-            }
-            batch.push(&e);
-        }
-        JsValue::from(batch)
-    };
-    let versions = |stored: &JsValue| {
-        items(stored)
-            .iter()
-            .map(|e| num(e, "aggregateVersion"))
-            .collect::<Vec<_>>()
-    };
-
     // A range that holds all of them, and a new one.
     let reader = open("log-head-ranges").await;
     let stored = reader

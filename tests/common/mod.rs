@@ -68,6 +68,27 @@ pub(crate) fn event(aggregate: &str, payload: &str) -> JsValue {
     ))
 }
 
+/// A batch of `{}` events, one per `(aggregate id, expectedVersion)`.
+pub(crate) fn batch_with(pairs: &[(&str, Option<u32>)]) -> JsValue {
+    let batch = js_sys::Array::new();
+    for (id, expected) in pairs {
+        let e = event(id, "{}");
+        if let Some(v) = expected {
+            put(&e, "expectedVersion", (*v).into());
+        }
+        batch.push(&e);
+    }
+    batch.into()
+}
+
+/// The `aggregateVersion` of each stored event of a result.
+pub(crate) fn versions(stored: &JsValue) -> Vec<f64> {
+    items(stored)
+        .iter()
+        .map(|e| num(e, "aggregateVersion"))
+        .collect()
+}
+
 /// The events array of a result as a Vec.
 pub(crate) fn items(array: &JsValue) -> Vec<JsValue> {
     array

@@ -80,6 +80,39 @@ function installHelpers() {
         );
       });
     },
+    /**
+     * Counts calls of crypto.subtle.encrypt until `restore()`.
+     * `counted(f)` resolves to [the calls made while f ran, f's value];
+     * `during(g)` runs g once, awaited inside the next call.
+     */
+    countEncrypts() {
+      const subtle = crypto.subtle;
+      const original = subtle.encrypt;
+      let calls = 0;
+      let hook = null;
+      subtle.encrypt = async function (...args) {
+        calls++;
+        if (hook) {
+          const f = hook;
+          hook = null;
+          await f();
+        }
+        return original.apply(subtle, args);
+      };
+      return {
+        async counted(f) {
+          const before = calls;
+          const value = await f();
+          return [calls - before, value];
+        },
+        during(f) {
+          hook = f;
+        },
+        restore() {
+          subtle.encrypt = original;
+        },
+      };
+    },
     openDb(dbName) {
       return new Promise((ok, fail) => {
         const r = indexedDB.open(dbName);
@@ -537,22 +570,12 @@ describe("encryption at rest", () => {
       const name = "enc-ahead";
       await annal.EventStore.destroy(name);
       const kek = await h.kek(3);
-      const subtle = crypto.subtle;
-      const original = subtle.encrypt;
-      let calls = 0;
-      subtle.encrypt = function (...args) {
-        calls++;
-        return original.apply(subtle, args);
-      };
+      const encrypts = h.countEncrypts();
+      const counted = encrypts.counted;
       try {
         const a = await annal.EventStore.open({ name, userId: "u", keyEncryptionKey: kek });
         const b = await annal.EventStore.open({ name, userId: "u", keyEncryptionKey: kek });
         const ev = (id, i) => ({ aggregateType: "diary", aggregateId: id, eventType: "noted", payload: { i } });
-        const counted = async (f) => {
-          const before = calls;
-          const value = await f();
-          return [calls - before, value];
-        };
         const out = {};
         // Nothing cached yet: sealed inside the transaction, in wasm.
         [out.cold] = await counted(() => a.appendBatch([ev("p-1", 1), ev("p-2", 2)]));
@@ -593,7 +616,7 @@ describe("encryption at rest", () => {
         b.close();
         return out;
       } finally {
-        subtle.encrypt = original;
+        encrypts.restore();
       }
     });
     assert.equal(r.cold, 0);
@@ -626,30 +649,13 @@ describe("encryption at rest", () => {
       const name = "enc-fill";
       await annal.EventStore.destroy(name);
       const kek = await h.kek(4);
-      const subtle = crypto.subtle;
-      const original = subtle.encrypt;
-      let calls = 0;
-      // Runs once, inside the first WebCrypto call after it is set.
-      let during = null;
-      subtle.encrypt = async function (...args) {
-        calls++;
-        if (during) {
-          const f = during;
-          during = null;
-          await f();
-        }
-        return original.apply(subtle, args);
-      };
+      const encrypts = h.countEncrypts();
+      const counted = encrypts.counted;
       try {
         const a = await annal.EventStore.open({ name, userId: "u", keyEncryptionKey: kek });
         const b = await annal.EventStore.open({ name, userId: "u", keyEncryptionKey: kek });
         const ev = (id, i, extra = {}) => ({ aggregateType: "diary", aggregateId: id, eventType: "noted", payload: { i }, ...extra });
         const range = (from, n, f) => Array.from({ length: n }, (_, k) => f(from + k));
-        const counted = async (f) => {
-          const before = calls;
-          const value = await f();
-          return [calls - before, value];
-        };
         const out = {};
         // Nothing cached: 20 events over 20 aggregates are read for first,
         // then sealed by WebCrypto, one call each.
@@ -671,11 +677,11 @@ describe("encryption at rest", () => {
         // batch goes again the ordinary way (in wasm), after b's event.
         // (A connection of its own, whose first append of one event is
         // sealed in wasm, so every call counted is a's.)
-        during = async () => {
+        encrypts.during(async () => {
           const c = await annal.EventStore.open({ name, userId: "u", keyEncryptionKey: kek });
           await c.append(ev("p-1", 0));
           c.close();
-        };
+        });
         const [movedCalls, moved] = await counted(() => a.appendBatch(range(41, 20, (i) => ev(`q-${i}`, i))));
         out.moved = { calls: movedCalls, first: moved[0].deviceSeq, last: moved.at(-1).deviceSeq };
         out.events = (await b.events()).map((e) => [e.deviceSeq, e.aggregateId, e.aggregateVersion, e.payload.i]);
@@ -684,7 +690,7 @@ describe("encryption at rest", () => {
         b.close();
         return out;
       } finally {
-        subtle.encrypt = original;
+        encrypts.restore();
       }
     });
     assert.equal(r.cold, 20, "the first large batch after opening is sealed by WebCrypto");
