@@ -124,13 +124,18 @@ async fn read_seal_write(
         let pages = at_rest.pack(&sealed.records, &BrowserEntropy);
         write_commit(txn, &at_rest, &pages, &sealed)?;
     }
-    let head = if sealed.records.is_empty() {
-        head
+    let after = if sealed.records.is_empty() {
+        head.clone()
     } else {
         Some(sealed.head.clone())
     };
-    let learned =
-        WriteCache::after_commit(owned_cache, head, read, written_state(&at_rest, &sealed));
+    let learned = WriteCache::after_commit(
+        owned_cache,
+        head.as_ref(),
+        after,
+        read,
+        written_state(&at_rest, &sealed),
+    );
     if at_rest.is_sealed() {
         store.keys.update_ring(at_rest);
     }

@@ -2,7 +2,8 @@
 //!
 //! When this context's write cache already holds what an append would
 //! read (the head, every idempotency key it uses, and every aggregate it
-//! touches, or few enough unseen ones that are presumed new), the records
+//! touches, or few enough unseen ones that are presumed new; a complete
+//! cache, see `WriteCache`, holds all of it), the records
 //! are hashed and laid out first, and in an encrypted store encrypted with
 //! WebCrypto: AES-GCM in wasm runs in software at a few tens of MB/s, and
 //! WebCrypto at native speed but only asynchronously, which an append
@@ -99,8 +100,10 @@ async fn fill(
     let reads = StateReads::issue(store, at_rest, &txn, units, cache.as_ref())?;
     let state = reads.results(store).await?;
     let nothing_written: Written = (Vec::new(), Vec::new());
+    let before = state.head.clone();
     Ok(WriteCache::after_commit(
         cache,
+        before.as_ref(),
         state.head,
         (state.aggregates, state.keys),
         nothing_written,
@@ -230,6 +233,7 @@ pub(crate) async fn commit(
     txn.commit_now().await?;
     let learned = WriteCache::after_commit(
         cache,
+        head.as_ref(),
         Some(sealed.head.clone()),
         (HashMap::new(), HashMap::new()),
         written_state(at_rest, &sealed),

@@ -194,6 +194,102 @@ test("an aggregate presumed new is checked in the transaction that writes it", a
   await page.close();
 });
 
+// A context that found the store empty knows every aggregate and
+// idempotency key in it, so a new one is not read at all, in one append,
+// a batch or a group commit. Another context's append ends that: the
+// stale head is caught, and from then on unseen aggregates are read (or
+// presumed new and checked) as in any store. Counted: key cursors (head
+// reads), idempotency reads, readwrite transactions.
+test("a store this context found empty is appended to without reads until another context writes", async () => {
+  const page = await openPage(context, server.url);
+  const r = await page.evaluate(async () => {
+    await annal.EventStore.destroy("conc-complete");
+    const counts = { cursors: 0, keyReads: 0, rw: 0 };
+    const openKeyCursor = IDBIndex.prototype.openKeyCursor;
+    IDBIndex.prototype.openKeyCursor = function (...args) {
+      counts.cursors++;
+      return openKeyCursor.apply(this, args);
+    };
+    const get = IDBObjectStore.prototype.get;
+    IDBObjectStore.prototype.get = function (...args) {
+      if (this.name === "idempotency") counts.keyReads++;
+      return get.apply(this, args);
+    };
+    const transaction = IDBDatabase.prototype.transaction;
+    IDBDatabase.prototype.transaction = function (names, mode, options) {
+      if (mode === "readwrite") counts.rw++;
+      return transaction.call(this, names, mode, options);
+    };
+    const e = (id, extra = {}) => ({ aggregateType: "t", aggregateId: id, eventType: "e", payload: {}, ...extra });
+    const step = async (label, run) => {
+      const before = { ...counts };
+      const value = await run();
+      return [label, value, counts.cursors - before.cursors, counts.keyReads - before.keyReads, counts.rw - before.rw];
+    };
+    const versions = (events) => events.map((x) => x.aggregateVersion);
+    const a = await annal.EventStore.open({ name: "conc-complete", userId: "u" });
+    const b = await annal.EventStore.open({ name: "conc-complete", userId: "u" });
+    const steps = [];
+    steps.push(await step("first, nothing cached", async () => (await a.append(e("a-1"))).aggregateVersion));
+    steps.push(await step("new aggregate", async () => (await a.append(e("a-2"))).aggregateVersion));
+    steps.push(await step("batch of new and known", async () => versions(await a.appendBatch([e("a-1"), ...Array.from({ length: 8 }, (_, i) => e(`n-${i}`))]))));
+    steps.push(await step("group of 16 new", async () => versions(await Promise.all(Array.from({ length: 16 }, (_, i) => a.append(e(`g-${i}`)))))));
+    steps.push(await step("new idempotency key", async () => (await a.append(e("a-1", { idempotencyKey: "k-1" }))).aggregateVersion));
+    steps.push(await step("its repeat", async () => (await a.append(e("a-1", { idempotencyKey: "k-1" }))).aggregateVersion));
+    await b.append(e("b-1", { idempotencyKey: "k-b" }));
+    steps.push(await step("after b: stale head", async () => (await a.append(e("b-1"))).aggregateVersion));
+    steps.push(await step("b's key", async () => (await a.append(e("b-1", { idempotencyKey: "k-b" }))).aggregateVersion));
+    steps.push(await step("unseen now read", async () => versions(await a.appendBatch(Array.from({ length: 6 }, (_, i) => e(`u-${i}`))))));
+    const report = await a.verify();
+    a.close();
+    b.close();
+    IDBIndex.prototype.openKeyCursor = openKeyCursor;
+    IDBObjectStore.prototype.get = get;
+    IDBDatabase.prototype.transaction = transaction;
+    return { steps, ok: report.ok, checked: report.checked };
+  });
+  assert.deepEqual(r.steps, [
+    // [what, aggregateVersion(s), key cursors, idempotency reads, readwrite transactions]
+    ["first, nothing cached", 1, 1, 0, 1],
+    ["new aggregate", 1, 0, 0, 1],
+    ["batch of new and known", [2, 1, 1, 1, 1, 1, 1, 1, 1], 0, 0, 1],
+    ["group of 16 new", Array(16).fill(1), 0, 0, 1],
+    ["new idempotency key", 3, 0, 0, 1],
+    // Known: nothing read, nothing written (the transaction is empty).
+    ["its repeat", 3, 0, 0, 1],
+    // The seal-ahead try writes nothing (its page key is b's); the
+    // ordinary one reads the head, b-1 and nothing else.
+    ["after b: stale head", 2, 1, 0, 2],
+    // Not known: b used it. Read, and b's event answers.
+    ["b's key", 1, 0, 1, 1],
+    ["unseen now read", Array(6).fill(1), 1, 0, 1],
+  ]);
+  assert.deepEqual([r.ok, r.checked], [true, 36]);
+  await page.close();
+});
+
+// The write cache starts over past 16,384 entries, and with that it no
+// longer knows every aggregate: one it forgot must be read, not taken for
+// new (which would give its next event version 1 again).
+test("a write cache that starts over forgets that it knew every aggregate", async () => {
+  const page = await openPage(context, server.url);
+  const r = await page.evaluate(async () => {
+    await annal.EventStore.destroy("conc-overflow");
+    const s = await annal.EventStore.open({ name: "conc-overflow", userId: "u" });
+    const e = (id) => ({ aggregateType: "t", aggregateId: id, eventType: "e", payload: {} });
+    await s.appendBatch(Array.from({ length: 16_400 }, (_, i) => e(`m-${i}`)));
+    // This commit finds the cache over its size and starts it over.
+    const x = (await s.append(e("x"))).aggregateVersion;
+    const forgotten = (await s.append(e("m-5"))).aggregateVersion;
+    const batch = (await s.appendBatch([e("m-6"), e("m-16399"), e("y")])).map((ev) => ev.aggregateVersion);
+    const report = await s.verify();
+    s.close();
+    return { x, forgotten, batch, ok: report.ok, checked: report.checked };
+  });
+  assert.deepEqual(r, { x: 1, forgotten: 2, batch: [2, 2, 1], ok: true, checked: 16_405 });
+  await page.close();
+});
+
 test("when a shared transaction aborts, only the append that caused it fails", async () => {
   // An oversized event makes the shared commit exceed the quota; its
   // neighbours are retried one by one and succeed.
