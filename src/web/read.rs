@@ -5,7 +5,7 @@ use super::idb::layout::{
     self, BY_AGGREGATE_ID, BY_AGGREGATE_TYPE, BY_EVENT_TYPE, BY_TIME_BUCKET, META, META_HEAD_KEY,
     PAGES,
 };
-use super::idb::txn::{pending, request, Pending, Txn};
+use super::idb::txn::{pending, request, values_by_key_of, Pending, Txn};
 use super::store::IdbStore;
 use crate::crypto::blind::field;
 use crate::error::{Error, Result};
@@ -296,10 +296,13 @@ impl EventCursor {
     /// transaction of its own.
     fn request_range(&self, lo: u64, hi: u64, count: u32) -> Result<Pending> {
         let txn = Txn::begin(self.store.db()?, &[PAGES], false, self.store.durability)?;
-        pending(
-            txn.store(PAGES)?
-                .get_all_with_key_and_limit(&range(lo, hi)?, count),
-        )
+        let pages = txn.store(PAGES)?;
+        Ok(values_by_key_of(
+            &pages,
+            &pages,
+            &range(lo, hi)?,
+            Some(count),
+        ))
     }
 
     async fn read_pages(&mut self) -> Result<Vec<(u64, Vec<u8>)>> {
@@ -433,7 +436,8 @@ impl IdbStore {
             .store(PAGES)?
             .index(BY_AGGREGATE_ID)
             .map_err(super::idb::errors::from_dom)?;
-        let pages = pending(index.get_all_with_key(&stored_id))?;
+        let store = txn.store(PAGES)?;
+        let pages = values_by_key_of(&store, &index, &stored_id, None);
         let pages: Array = pages.result().await?.unchecked_into();
         let mut events = Vec::new();
         for page in pages.iter() {

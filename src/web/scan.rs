@@ -7,7 +7,7 @@
 
 use super::idb::errors::from_dom;
 use super::idb::layout::{self, AGGREGATES, META, META_HEAD_KEY, PAGES};
-use super::idb::txn::{pending, Pending, Txn};
+use super::idb::txn::{pending, values_by_key_of, Pending, Txn};
 use super::store::IdbStore;
 use crate::chain::{BreakReason, ChainVerifier, VerifyReport};
 use crate::error::Result;
@@ -93,10 +93,8 @@ impl IdbStore {
             self.durability,
         )?;
         let range = IdbKeyRange::lower_bound(&JsValue::from(lo)).map_err(from_dom)?;
-        let values = pending(
-            txn.store(PAGES)?
-                .get_all_with_key_and_limit(&range, PAGES_PER_SCAN),
-        )?;
+        let pages = txn.store(PAGES)?;
+        let values = values_by_key_of(&pages, &pages, &range, Some(PAGES_PER_SCAN));
         Ok((txn, values))
     }
 

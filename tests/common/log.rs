@@ -36,6 +36,9 @@ async fn appends_read_back_in_device_order_and_verify() {
     let agg = store.aggregate("d-1".into()).await.unwrap();
     assert_eq!(num(&agg, "version"), 2.0);
     assert_eq!(items(&get(&agg, "events")).len(), 2);
+    let none = store.aggregate("no-such-aggregate".into()).await.unwrap();
+    assert_eq!(num(&none, "version"), 0.0);
+    assert!(items(&get(&none, "events")).is_empty());
 
     let head = store.head().await.unwrap();
     assert_eq!(num(&head, "deviceSeq"), 3.0);

@@ -17,6 +17,32 @@ export function requestDone(request) {
   });
 }
 
+// What keysFrom.getAll(query, count) returns (keysFrom is the object store
+// or one of its indexes), read as the keys first and then a get each, all
+// in flight at once; resolves inside the last get's event, as requestDone.
+// Chromium hands a getAll of large values back in one piece, after reading
+// them all: 100 pages of 58 KB took about 56 ms that way and 23 ms as
+// gets, whose values come back one by one while the next are read.
+export function valuesByKey(store, keysFrom, query, count) {
+  return new Promise((resolve, reject) => {
+    const keys = keysFrom.getAllKeys(query, count);
+    keys.onerror = () => reject(keys.error);
+    keys.onsuccess = () => {
+      const values = new Array(keys.result.length);
+      let left = values.length;
+      if (!left) return resolve(values);
+      keys.result.forEach((key, i) => {
+        const get = store.get(key);
+        get.onerror = () => reject(get.error);
+        get.onsuccess = () => {
+          values[i] = get.result;
+          if (--left === 0) resolve(values);
+        };
+      });
+    };
+  });
+}
+
 // Asks the browser to commit now rather than after the last request's
 // event has been delivered back to script. Older browsers lack commit().
 export function commitNow(tx) {

@@ -22,6 +22,13 @@ extern "C" {
     fn commit_now(tx: &IdbTransaction) -> std::result::Result<(), JsValue>;
     #[wasm_bindgen(js_name = transactionDone)]
     fn transaction_done(tx: &IdbTransaction) -> Promise;
+    #[wasm_bindgen(js_name = valuesByKey)]
+    fn values_by_key(
+        store: &IdbObjectStore,
+        keys_from: &JsValue,
+        query: &JsValue,
+        count: Option<u32>,
+    ) -> Promise;
 }
 
 /// How hard a commit is pushed to disk before it is reported done.
@@ -118,6 +125,18 @@ impl Pending {
 pub(crate) fn pending(req: std::result::Result<IdbRequest, JsValue>) -> Result<Pending> {
     let req = req.map_err(from_dom)?;
     Ok(Pending(JsFuture::from(request_done(&req))))
+}
+
+/// The values of `store` that `keys_from.getAll(query, count)` would give
+/// (`keys_from` is `store` or one of its indexes), read key by key: for
+/// values as large as pages, twice as fast in Chromium (see glue.js).
+pub(crate) fn values_by_key_of(
+    store: &IdbObjectStore,
+    keys_from: &JsValue,
+    query: &JsValue,
+    count: Option<u32>,
+) -> Pending {
+    Pending::settled_in_request(values_by_key(store, keys_from, query, count))
 }
 
 /// Issues one request and awaits its result.
