@@ -581,8 +581,8 @@ describe("encryption at rest", () => {
         [out.cold] = await counted(() => a.appendBatch([ev("p-1", 1), ev("p-2", 2)]));
         // The head and both aggregates are known: one WebCrypto call per record.
         [out.warm] = await counted(() => a.appendBatch([ev("p-1", 3), ev("p-2", 4), ev("p-1", 5)]));
-        // An aggregate the cache has not seen: presumed new, checked in the
-        // transaction, so sealed ahead as well.
+        // An aggregate the cache has not seen: a found the store empty, so
+        // its cache is complete and p-3 is new; sealed ahead as well.
         [out.unknownAggregate] = await counted(() => a.append(ev("p-3", 6)));
         // Another connection moves the head: a's page key is taken, nothing
         // of its first try is written, and it goes again.
@@ -609,6 +609,10 @@ describe("encryption at rest", () => {
         const [rotatedCalls, rotated] = await counted(() => a.append(ev("p-1", 10)));
         out.rotated = { calls: rotatedCalls, seq: rotated.deviceSeq };
         [out.afterRotation] = await counted(() => a.appendBatch([ev("p-1", 11), ev("p-1", 12)]));
+        // Since b's append, a's cache is not complete: an aggregate it has
+        // not seen is presumed new, checked in the transaction, and sealed
+        // ahead all the same.
+        [out.presumed] = await counted(() => a.append(ev("p-4", 13)));
         out.keyIds = await h.keyIds(name);
         out.events = (await b.events()).map((e) => [e.deviceSeq, e.aggregateId, e.aggregateVersion, e.payload.i]);
         out.verify = await b.verify();
@@ -626,7 +630,8 @@ describe("encryption at rest", () => {
     assert.equal(r.warmAgain, 1);
     assert.deepEqual(r.rotated, { calls: 1, seq: 10 }, "sealed ahead under key 1, then written under key 2 in wasm");
     assert.equal(r.afterRotation, 2);
-    assert.deepEqual(r.keyIds, { 1: 1, 2: 1, 3: 1, 4: 1, 5: 1, 6: 1, 7: 1, 8: 1, 9: 1, 10: 2, 11: 2, 12: 2 });
+    assert.equal(r.presumed, 1);
+    assert.deepEqual(r.keyIds, { 1: 1, 2: 1, 3: 1, 4: 1, 5: 1, 6: 1, 7: 1, 8: 1, 9: 1, 10: 2, 11: 2, 12: 2, 13: 2 });
     assert.deepEqual(r.events, [
       [1, "p-1", 1, 1],
       [2, "p-2", 1, 2],
@@ -640,8 +645,9 @@ describe("encryption at rest", () => {
       [10, "p-1", 7, 10],
       [11, "p-1", 8, 11],
       [12, "p-1", 9, 12],
+      [13, "p-4", 1, 13],
     ]);
-    assert.deepEqual(r.verify, { ok: true, checked: 12 });
+    assert.deepEqual(r.verify, { ok: true, checked: 13 });
   });
 
   test("a large encrypted batch the cache cannot predict reads what it lacks first and is still encrypted by WebCrypto; a head moved meanwhile falls back", async () => {
