@@ -246,7 +246,7 @@ impl AtRest {
     /// checks each one's own hash and payload digest. Any failure is
     /// `ANNAL_TAMPERED` at that record's `device_seq`.
     pub fn read_checked(&self, first_device_seq: u64, bytes: &[u8]) -> Result<Vec<Record>> {
-        self.read_checked_where(first_device_seq, bytes, |_| true)
+        self.read_checked_where(first_device_seq, bytes, None, |_| true)
     }
 
     /// [`AtRest::read_checked`] for the records `keep` accepts (see
@@ -256,13 +256,14 @@ impl AtRest {
         &self,
         first_device_seq: u64,
         bytes: &[u8],
+        aggregate_id: Option<&str>,
         keep: impl Fn(&crate::envelope::Envelope) -> bool,
     ) -> Result<Vec<Record>> {
         let opened = self.open(bytes);
         if let Some(d) = &opened.damage {
             return Err(tampered(first_device_seq + d.index as u64, &d.reason));
         }
-        page::read_checked_where(first_device_seq, &opened.plain, keep)
+        page::read_checked_where(first_device_seq, &opened.plain, aggregate_id, keep)
     }
 
     /// An aggregate state as stored.

@@ -12,6 +12,7 @@ use crate::page::{self, PageMeta, RawRecord};
 use crate::payload::SALT_LEN;
 use crate::record::{self, IntegrityFault};
 use crate::state::{AggregateState, Head};
+use crate::stored_envelope::StoredEnvelope;
 use std::collections::HashMap;
 use std::fmt;
 
@@ -250,9 +251,9 @@ impl ChainVerifier {
     /// Feeds one record from page bytes. Returns its envelope if it parsed.
     pub fn feed_raw(&mut self, raw: &RawRecord<'_>) -> Option<Envelope> {
         match raw.parse_envelope() {
-            Ok(envelope) => {
-                self.feed_stored(&envelope, Some(raw.envelope), &raw.salt, raw.payload);
-                Some(envelope)
+            Ok(stored) => {
+                self.feed_stored(&stored.envelope, Some(&stored), &raw.salt, raw.payload);
+                Some(stored.envelope)
             }
             Err(why) => {
                 self.feed_malformed(&why);
@@ -279,12 +280,12 @@ impl ChainVerifier {
         self.feed_stored(e, None, salt, payload);
     }
 
-    /// [`ChainVerifier::feed`] of a record whose envelope was parsed from
-    /// the bytes `stored`, which must be its canonical text.
+    /// [`ChainVerifier::feed`] of a record whose envelope `e` was parsed
+    /// from `stored`, whose bytes must be its canonical text.
     fn feed_stored(
         &mut self,
         e: &Envelope,
-        stored: Option<&[u8]>,
+        stored: Option<&StoredEnvelope<'_>>,
         salt: &[u8; SALT_LEN],
         payload: &[u8],
     ) {
@@ -303,7 +304,11 @@ impl ChainVerifier {
             return;
         }
         let expected = self.expected_seq;
-        match record::check_stored(e, stored, salt, payload) {
+        let integrity = match stored {
+            Some(stored) => record::check_stored(stored, salt, payload),
+            None => record::check_integrity(e, salt, payload),
+        };
+        match integrity {
             Err(IntegrityFault::Encoding) => {
                 return self.fail(
                     e.device_seq,

@@ -12,6 +12,16 @@ pub fn encode(bytes: &[u8]) -> String {
     out
 }
 
+/// Whether `text` is the lowercase hex of `bytes`: [`encode`] and a
+/// comparison, without the copy.
+pub fn is_encoding_of(bytes: &[u8], text: &str) -> bool {
+    let text = text.as_bytes();
+    text.len() == 2 * bytes.len()
+        && bytes.iter().zip(text.chunks_exact(2)).all(|(b, pair)| {
+            pair[0] == DIGITS[(b >> 4) as usize] && pair[1] == DIGITS[(b & 0xf) as usize]
+        })
+}
+
 /// Decodes lowercase hex into exactly `N` bytes. Uppercase is rejected, so
 /// that each value has one spelling.
 pub fn decode<const N: usize>(text: &str) -> Option<[u8; N]> {
@@ -48,5 +58,9 @@ mod tests {
         assert_eq!(super::decode::<4>("0001abff"), Some(bytes));
         assert_eq!(super::decode::<4>("0001ABFF"), None);
         assert_eq!(super::decode::<4>("0001abf"), None);
+        assert!(super::is_encoding_of(&bytes, "0001abff"));
+        for other in ["0001ABFF", "0001abfe", "0001abf", "0001abff0", ""] {
+            assert!(!super::is_encoding_of(&bytes, other), "{other}");
+        }
     }
 }

@@ -24,6 +24,7 @@ pub mod protocol;
 pub mod record;
 pub mod seal;
 pub mod state;
+pub mod stored_envelope;
 pub mod strict_json;
 pub mod sync;
 pub mod tamper;

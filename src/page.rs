@@ -10,6 +10,7 @@ use crate::envelope::Envelope;
 use crate::payload::SALT_LEN;
 use crate::record::Record;
 use crate::state::AggregateState;
+use crate::stored_envelope::{self, StoredEnvelope};
 use crate::timestamp;
 
 /// Pages are cut before their stored value (records and index metadata)
@@ -67,10 +68,11 @@ pub struct RawRecord<'a> {
 }
 
 impl RawRecord<'_> {
-    /// Parses the envelope.
-    pub fn parse_envelope(&self) -> Result<Envelope, String> {
-        let text = std::str::from_utf8(self.envelope).map_err(|_| "envelope is not UTF-8")?;
-        Envelope::parse(text)
+    /// Parses the envelope and checks its fields' rules.
+    pub fn parse_envelope(&self) -> Result<StoredEnvelope<'_>, String> {
+        let stored = StoredEnvelope::parse(self.envelope)?;
+        stored.envelope.check_shape().map_err(|e| e.message)?;
+        Ok(stored)
     }
 }
 
@@ -336,18 +338,21 @@ fn take_len_prefixed(bytes: &[u8]) -> Option<(&[u8], &[u8])> {
 /// digest. A failure is `ANNAL_TAMPERED` at that record's `device_seq`.
 /// Links between records are `verify()`'s job.
 pub fn read_checked(first_device_seq: u64, bytes: &[u8]) -> crate::error::Result<Vec<Record>> {
-    read_checked_where(first_device_seq, bytes, |_| true)
+    read_checked_where(first_device_seq, bytes, None, |_| true)
 }
 
-/// [`read_checked`] for the records whose envelope `keep` accepts: every
-/// envelope is parsed, but only the kept records have their fields' rules,
-/// hash and payload digest checked (the SHA-256 work) and their payload
-/// copied.
+/// [`read_checked`] for the records of `aggregate_id` (any, for `None`)
+/// whose envelope `keep` accepts. Only the kept records have their fields'
+/// rules, hash and payload digest checked (the SHA-256 work) and their
+/// payload copied. A record whose stored text begins with another
+/// aggregate's id is skipped without being parsed at all; every other
+/// envelope is parsed.
 /// Queries use it, so a page read for one of its events costs little more
 /// than that event; `verify()` still checks every record.
 pub fn read_checked_where(
     first_device_seq: u64,
     bytes: &[u8],
+    aggregate_id: Option<&str>,
     keep: impl Fn(&Envelope) -> bool,
 ) -> crate::error::Result<Vec<Record>> {
     use crate::error::Error;
@@ -362,34 +367,36 @@ pub fn read_checked_where(
     let mut records = Vec::with_capacity(raws.len());
     for (i, raw) in raws.iter().enumerate() {
         let at = first_device_seq + i as u64;
-        let text =
-            std::str::from_utf8(raw.envelope).map_err(|_| tampered(at, "envelope is not UTF-8"))?;
-        let envelope = Envelope::parse_fields(text).map_err(|why| tampered(at, &why))?;
-        if !keep(&envelope) {
+        if aggregate_id.is_some_and(|id| stored_envelope::is_of_another_aggregate(raw.envelope, id))
+        {
             continue;
         }
-        envelope
+        let stored = StoredEnvelope::parse(raw.envelope).map_err(|why| tampered(at, &why))?;
+        if !keep(&stored.envelope) {
+            continue;
+        }
+        stored
+            .envelope
             .check_shape()
             .map_err(|e| tampered(at, &e.message))?;
-        crate::record::check_stored(&envelope, Some(raw.envelope), &raw.salt, raw.payload)
-            .map_err(|fault| {
-                tampered(
-                    envelope.device_seq,
-                    match fault {
-                        crate::record::IntegrityFault::Hash => "its hash does not match its fields",
-                        crate::record::IntegrityFault::Encoding => {
-                            "its stored envelope is not its canonical text"
-                        }
-                        crate::record::IntegrityFault::PayloadDigest => {
-                            "its payload does not match its digest"
-                        }
-                    },
-                )
-            })?;
+        crate::record::check_stored(&stored, &raw.salt, raw.payload).map_err(|fault| {
+            tampered(
+                stored.envelope.device_seq,
+                match fault {
+                    crate::record::IntegrityFault::Hash => "its hash does not match its fields",
+                    crate::record::IntegrityFault::Encoding => {
+                        "its stored envelope is not its canonical text"
+                    }
+                    crate::record::IntegrityFault::PayloadDigest => {
+                        "its payload does not match its digest"
+                    }
+                },
+            )
+        })?;
         let payload = String::from_utf8(raw.payload.to_vec())
             .map_err(|_| tampered(at, "payload is not UTF-8"))?;
         records.push(Record {
-            envelope,
+            envelope: stored.envelope,
             salt: raw.salt,
             payload: Payload::from_stored(payload),
         });
@@ -533,12 +540,24 @@ mod tests {
         bytes[second] = b'U';
         let err = read_checked(1, bytes).unwrap_err();
         assert_eq!((err.code, err.device_seq), (ErrorCode::Tampered, Some(2)));
-        let others = read_checked_where(1, bytes, |e| e.device_seq != 2).unwrap();
+        let others = read_checked_where(1, bytes, None, |e| e.device_seq != 2).unwrap();
         let seqs: Vec<u64> = others.iter().map(|r| r.envelope.device_seq).collect();
         assert_eq!(seqs, [1, 3]);
         assert_eq!(others[1], records[2]);
-        let err = read_checked_where(1, bytes, |e| e.aggregate_id == "d-1").unwrap_err();
+        let err = read_checked_where(1, bytes, None, |e| e.aggregate_id == "d-1").unwrap_err();
         assert_eq!((err.code, err.device_seq), (ErrorCode::Tampered, Some(2)));
+        // Records of other aggregates are skipped by their text's start;
+        // the tampered one is checked when it is the aggregate asked for.
+        let d2 = read_checked_where(1, bytes, Some("d-2"), |_| true).unwrap();
+        assert_eq!(d2, records[2..]);
+        let err = read_checked_where(1, bytes, Some("d-1"), |_| true).unwrap_err();
+        assert_eq!((err.code, err.device_seq), (ErrorCode::Tampered, Some(2)));
+        // A record's aggregate id changed to the one asked for is checked.
+        let mut renamed = pages[0].records.clone();
+        let at = renamed.windows(3).position(|w| w == b"d-0").unwrap();
+        renamed[at + 2] = b'2';
+        let err = read_checked_where(1, &renamed, Some("d-2"), |_| true).unwrap_err();
+        assert_eq!((err.code, err.device_seq), (ErrorCode::Tampered, Some(1)));
     }
 
     /// An envelope stored as other text for the same values (here a space
@@ -563,7 +582,7 @@ mod tests {
         assert_eq!((err.code, err.device_seq), (ErrorCode::Tampered, Some(2)));
         assert!(err.message.contains("canonical"), "{}", err.message);
         assert_eq!(
-            read_checked_where(1, &bytes, |e| e.device_seq == 1).unwrap(),
+            read_checked_where(1, &bytes, None, |e| e.device_seq == 1).unwrap(),
             records[..1]
         );
     }

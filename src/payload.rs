@@ -79,10 +79,19 @@ impl Payload {
 
 /// `payload_digest` over raw stored bytes.
 pub fn digest_bytes(salt: &[u8; SALT_LEN], canonical: &[u8]) -> String {
+    crate::hex::encode(&digest_raw(salt, canonical))
+}
+
+/// Whether `digest` is the `payload_digest` of the raw stored bytes.
+pub fn digest_matches(salt: &[u8; SALT_LEN], canonical: &[u8], digest: &str) -> bool {
+    crate::hex::is_encoding_of(&digest_raw(salt, canonical), digest)
+}
+
+fn digest_raw(salt: &[u8; SALT_LEN], canonical: &[u8]) -> [u8; 32] {
     let mut hasher = Sha256::new();
     hasher.update(salt);
     hasher.update(canonical);
-    crate::hex::encode(&hasher.finalize())
+    hasher.finalize().into()
 }
 
 /// Checks one JSON value (recursively) against the input rules. The error's

@@ -2,6 +2,7 @@
 
 use crate::envelope::Envelope;
 use crate::payload::{self, Payload, SALT_LEN};
+use crate::stored_envelope::StoredEnvelope;
 
 /// One event as stored and exported: envelope, salt and payload.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -33,55 +34,34 @@ pub fn check_integrity(
     salt: &[u8; SALT_LEN],
     payload_bytes: &[u8],
 ) -> Result<(), IntegrityFault> {
-    check_stored(envelope, None, salt, payload_bytes)
+    if Envelope::hash_of(&envelope.canonical_without_hash()) != envelope.hash {
+        return Err(IntegrityFault::Hash);
+    }
+    check_payload(envelope, salt, payload_bytes)
 }
 
-/// [`check_integrity`] of a record read from storage, whose envelope was
-/// parsed from `stored`: those bytes must also be exactly its canonical
-/// text, so that any change to them is caught.
+/// [`check_integrity`] of a record read from storage: its stored envelope
+/// text must also be exactly its canonical text, so that any change to
+/// those bytes is caught.
 pub fn check_stored(
-    envelope: &Envelope,
-    stored: Option<&[u8]>,
+    stored: &StoredEnvelope<'_>,
     salt: &[u8; SALT_LEN],
     payload_bytes: &[u8],
 ) -> Result<(), IntegrityFault> {
-    let without_hash = envelope.canonical_without_hash();
-    if Envelope::hash_of(&without_hash) != envelope.hash {
-        return Err(IntegrityFault::Hash);
-    }
-    if let Some(stored) = stored {
-        if !is_canonical_with_hash(stored, &without_hash, &envelope.hash) {
-            return Err(IntegrityFault::Encoding);
-        }
-    }
-    if payload::digest_bytes(salt, payload_bytes) != envelope.payload_digest {
-        return Err(IntegrityFault::PayloadDigest);
-    }
-    Ok(())
+    stored.check_hash()?;
+    check_payload(&stored.envelope, salt, payload_bytes)
 }
 
-/// Whether `stored` is `without_hash` with the `hash` member in its place,
-/// just before `payload_digest` (members are sorted): compared in pieces,
-/// with no copy. `,"payload_digest":` cannot occur inside a string value,
-/// whose quotes are escaped.
-fn is_canonical_with_hash(stored: &[u8], without_hash: &str, hash: &str) -> bool {
-    const NEXT: &str = ",\"payload_digest\":";
-    let Some(at) = without_hash.find(NEXT) else {
-        return false;
-    };
-    let (before, after) = without_hash.as_bytes().split_at(at);
-    let member = [b",\"hash\":\"", hash.as_bytes(), b"\""];
-    let mut rest = stored;
-    for piece in std::iter::once(before)
-        .chain(member)
-        .chain(std::iter::once(after))
-    {
-        match rest.strip_prefix(piece) {
-            Some(r) => rest = r,
-            None => return false,
-        }
+fn check_payload(
+    envelope: &Envelope,
+    salt: &[u8; SALT_LEN],
+    payload_bytes: &[u8],
+) -> Result<(), IntegrityFault> {
+    if payload::digest_matches(salt, payload_bytes, &envelope.payload_digest) {
+        Ok(())
+    } else {
+        Err(IntegrityFault::PayloadDigest)
     }
-    rest.is_empty()
 }
 
 impl Record {

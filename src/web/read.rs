@@ -154,8 +154,12 @@ impl EventCursor {
             for (first, bytes) in pages {
                 let at_rest = self.store.at_rest_for(Some(&bytes)).await?;
                 let filter = &self.filter;
-                let mut records =
-                    at_rest.read_checked_where(first, &bytes, |e| filter.matches(e))?;
+                let mut records = at_rest.read_checked_where(
+                    first,
+                    &bytes,
+                    filter.aggregate_id.as_deref(),
+                    |e| filter.matches(e),
+                )?;
                 if filter.reverse {
                     records.reverse();
                 }
@@ -420,7 +424,7 @@ impl IdbStore {
             layout::page_key_and_records(&cursor.value().map_err(super::idb::errors::from_dom)?)?;
         let at_rest = self.at_rest_for(Some(&bytes)).await?;
         at_rest
-            .read_checked_where(first, &bytes, |e| e.device_seq == device_seq)?
+            .read_checked_where(first, &bytes, None, |e| e.device_seq == device_seq)?
             .into_iter()
             .next()
             .ok_or_else(missing)
@@ -444,7 +448,9 @@ impl IdbStore {
             let (first, bytes) = layout::page_key_and_records(&page)?;
             let at_rest = self.at_rest_for(Some(&bytes)).await?;
             events.extend(
-                at_rest.read_checked_where(first, &bytes, |e| e.aggregate_id == aggregate_id)?,
+                at_rest.read_checked_where(first, &bytes, Some(aggregate_id), |e| {
+                    e.aggregate_id == aggregate_id
+                })?,
             );
         }
         Ok((crate::record::version_of(&events), events))
