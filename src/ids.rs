@@ -24,6 +24,11 @@ pub fn check_id(field: &str, id: &str) -> Result<()> {
             ),
         ));
     }
+    // Printable ASCII, the common case, has no control character; only
+    // other text is decoded into characters to look.
+    if id.bytes().all(|b| (0x20..0x7f).contains(&b)) {
+        return Ok(());
+    }
     if let Some(c) = id.chars().find(|c| c.is_control()) {
         return Err(Error::validation(
             field,

@@ -26,10 +26,10 @@ pub fn from_parts(unix_ms: i64, random: [u8; 10]) -> String {
 pub fn is_uuid7(id: &str) -> bool {
     let b = id.as_bytes();
     b.len() == 36
-        && [8, 13, 18, 23].iter().all(|&i| b[i] == b'-')
-        && b.iter()
-            .enumerate()
-            .all(|(i, c)| [8, 13, 18, 23].contains(&i) || matches!(c, b'0'..=b'9' | b'a'..=b'f'))
+        && b.iter().enumerate().all(|(i, &c)| match i {
+            8 | 13 | 18 | 23 => c == b'-',
+            _ => matches!(c, b'0'..=b'9' | b'a'..=b'f'),
+        })
         && b[14] == b'7'
         && matches!(b[19], b'8' | b'9' | b'a' | b'b')
 }
