@@ -249,7 +249,8 @@ impl AtRest {
         self.read_checked_where(first_device_seq, bytes, None, |_| true)
     }
 
-    /// [`AtRest::read_checked`] for the records `keep` accepts (see
+    /// [`AtRest::read_checked`] for the records of `aggregate_id` that
+    /// `keep` accepts (see
     /// [`page::read_checked_where`]). Sealed records are all decrypted, which
     /// authenticates each one.
     pub fn read_checked_where(

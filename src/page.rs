@@ -342,11 +342,11 @@ pub fn read_checked(first_device_seq: u64, bytes: &[u8]) -> crate::error::Result
 }
 
 /// [`read_checked`] for the records of `aggregate_id` (any, for `None`)
-/// whose envelope `keep` accepts. Only the kept records have their fields'
-/// rules, hash and payload digest checked (the SHA-256 work) and their
-/// payload copied. A record whose stored text begins with another
+/// whose envelope `keep` also accepts. Only the kept records have their
+/// fields' rules, hash and payload digest checked (the SHA-256 work) and
+/// their payload copied. A record whose stored text begins with another
 /// aggregate's id is skipped without being parsed at all; every other
-/// envelope is parsed.
+/// envelope is parsed, and its `aggregate_id` compared.
 /// Queries use it, so a page read for one of its events costs little more
 /// than that event; `verify()` still checks every record.
 pub fn read_checked_where(
@@ -372,7 +372,9 @@ pub fn read_checked_where(
             continue;
         }
         let stored = StoredEnvelope::parse(raw.envelope).map_err(|why| tampered(at, &why))?;
-        if !keep(&stored.envelope) {
+        if aggregate_id.is_some_and(|id| stored.envelope.aggregate_id != id)
+            || !keep(&stored.envelope)
+        {
             continue;
         }
         stored
@@ -558,6 +560,31 @@ mod tests {
         renamed[at + 2] = b'2';
         let err = read_checked_where(1, &renamed, Some("d-2"), |_| true).unwrap_err();
         assert_eq!((err.code, err.device_seq), (ErrorCode::Tampered, Some(1)));
+    }
+
+    /// An aggregate id whose canonical text has escapes cannot be told
+    /// from the start of the text; its records are parsed and compared.
+    #[test]
+    fn reading_one_aggregate_compares_ids_that_need_escapes_after_parsing() {
+        let clock = ManualClock::new(1_700_000_000_000);
+        let entropy = SeededEntropy::new(7);
+        let identity = Identity::generate("default", "u-1", &clock, &entropy);
+        let mut store = MemoryStore::new(identity, Box::new(clock), Box::new(entropy));
+        let records: Vec<Record> = ["q\"1", "d-2", "q\"1\\"]
+            .iter()
+            .map(|id| {
+                let draft = json!({"aggregateType": "diary", "aggregateId": id, "eventType": "noted", "payload": {}});
+                store.append(Draft::from_value(&draft).unwrap()).unwrap()
+            })
+            .collect();
+        let pages = pack(&records);
+        let bytes = &pages[0].records;
+        assert!(bytes.windows(5).any(|w| w == b"q\\\"1\\"));
+        let of = |id: &str| read_checked_where(1, bytes, Some(id), |_| true).unwrap();
+        assert_eq!(of("q\"1"), records[..1]);
+        assert_eq!(of("q\"1\\"), records[2..]);
+        assert_eq!(of("d-2"), records[1..2]);
+        assert_eq!(of("q"), []);
     }
 
     /// An envelope stored as other text for the same values (here a space

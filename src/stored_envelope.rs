@@ -47,8 +47,9 @@ impl<'a> StoredEnvelope<'a> {
         })
     }
 
-    /// Whether the text was read as canonical (for tests).
-    pub fn read_as_canonical(&self) -> bool {
+    /// Whether the text was read as canonical.
+    #[cfg(test)]
+    fn read_as_canonical(&self) -> bool {
         self.hash_member.is_some()
     }
 

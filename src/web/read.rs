@@ -447,11 +447,7 @@ impl IdbStore {
         for page in pages.iter() {
             let (first, bytes) = layout::page_key_and_records(&page)?;
             let at_rest = self.at_rest_for(Some(&bytes)).await?;
-            events.extend(
-                at_rest.read_checked_where(first, &bytes, Some(aggregate_id), |e| {
-                    e.aggregate_id == aggregate_id
-                })?,
-            );
+            events.extend(at_rest.read_checked_where(first, &bytes, Some(aggregate_id), |_| true)?);
         }
         Ok((crate::record::version_of(&events), events))
     }
