@@ -61,6 +61,32 @@ pub struct Opened<'a> {
     pub damage: Option<Damage<'a>>,
 }
 
+impl Opened<'_> {
+    /// A page opened elsewhere (see [`crate::crypto::deferred::OpenPlan`]),
+    /// in full.
+    pub fn whole(plain: Vec<u8>) -> Opened<'static> {
+        Opened {
+            plain: Cow::Owned(plain),
+            damage: None,
+        }
+    }
+
+    /// The records of the opened page for `aggregate_id` that `keep`
+    /// accepts, each checked as [`AtRest::read_checked`] says. Damage is
+    /// `ANNAL_TAMPERED` at the damaged record's `device_seq`.
+    pub fn read_checked_where(
+        &self,
+        first_device_seq: u64,
+        aggregate_id: Option<&str>,
+        keep: impl Fn(&crate::envelope::Envelope) -> bool,
+    ) -> Result<Vec<Record>> {
+        if let Some(d) = &self.damage {
+            return Err(tampered(first_device_seq + d.index as u64, &d.reason));
+        }
+        page::read_checked_where(first_device_seq, &self.plain, aggregate_id, keep)
+    }
+}
+
 fn tampered(seq: u64, why: &str) -> Error {
     Error::tampered(
         seq,
@@ -260,11 +286,8 @@ impl AtRest {
         aggregate_id: Option<&str>,
         keep: impl Fn(&crate::envelope::Envelope) -> bool,
     ) -> Result<Vec<Record>> {
-        let opened = self.open(bytes);
-        if let Some(d) = &opened.damage {
-            return Err(tampered(first_device_seq + d.index as u64, &d.reason));
-        }
-        page::read_checked_where(first_device_seq, &opened.plain, aggregate_id, keep)
+        self.open(bytes)
+            .read_checked_where(first_device_seq, aggregate_id, keep)
     }
 
     /// An aggregate state as stored.

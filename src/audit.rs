@@ -5,7 +5,7 @@
 //! The document is written in pieces (`begin`, one `event` per record,
 //! `end`) so that a large log never has to sit in memory as one string.
 
-use crate::at_rest::AtRest;
+use crate::at_rest::Opened;
 use crate::chain::{Break, BreakReason, ChainVerifier, ExpectedIdentity, VerifyReport};
 use crate::envelope::Envelope;
 use crate::jcs::write_string;
@@ -95,10 +95,10 @@ pub fn event(first: bool, raw: &RawRecord<'_>) -> String {
 /// exported as one damaged entry (`envelope_bytes` only), so the damage
 /// shows up as `MALFORMED` at its place instead of as missing events.
 ///
-/// Sealed pages are decrypted first (the export is plaintext); a record
-/// that does not decrypt is exported, with the rest of its page, as damage.
-pub fn page_entries(first: &mut bool, at_rest: &AtRest, bytes: &[u8]) -> String {
-    let opened = at_rest.open(bytes);
+/// Sealed pages are decrypted first (the export is plaintext), with
+/// [`crate::at_rest::AtRest::open`] or elsewhere; a record that does not decrypt is
+/// exported, with the rest of its page, as damage.
+pub fn page_entries(first: &mut bool, opened: &Opened<'_>) -> String {
     let (records, plain_damage) = page::decode_lossy(&opened.plain);
     let damage = match (&opened.damage, plain_damage) {
         (_, Some((_, rest))) => Some(rest),

@@ -6,7 +6,7 @@
 //! break. It is shared by the browser store, the in-memory store and
 //! `annal-verify`, so all three agree on what "tampered" means.
 
-use crate::at_rest::AtRest;
+use crate::at_rest::{AtRest, Opened};
 use crate::envelope::Envelope;
 use crate::page::{self, PageMeta, RawRecord};
 use crate::payload::SALT_LEN;
@@ -170,8 +170,14 @@ impl ChainVerifier {
 
     /// Feeds one stored page: its index metadata and its packed records.
     pub fn feed_page(&mut self, meta: &PageMeta, bytes: &[u8]) {
-        let at = self.expected_seq;
         let opened = self.at_rest.open(bytes);
+        self.feed_opened_page(meta, opened);
+    }
+
+    /// Feeds one stored page already opened, by [`AtRest::open`] or in full
+    /// elsewhere (see [`crate::crypto::deferred::OpenPlan`]).
+    pub fn feed_opened_page(&mut self, meta: &PageMeta, opened: Opened<'_>) {
+        let at = self.expected_seq;
         self.feed_opened(meta, &opened.plain, opened.damage.is_none());
         if let Some(d) = opened.damage {
             if !self.is_broken() {

@@ -299,11 +299,8 @@ impl MemoryStore {
         let mut out = audit::begin(&self.identity, &exported_at);
         let mut first = true;
         for page in self.pages.values() {
-            out.push_str(&audit::page_entries(
-                &mut first,
-                &self.at_rest,
-                &page.records,
-            ));
+            let opened = self.at_rest.open(&page.records);
+            out.push_str(&audit::page_entries(&mut first, &opened));
         }
         out.push_str(&audit::end(&self.head));
         out

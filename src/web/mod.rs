@@ -10,6 +10,7 @@ mod idb;
 mod js_error;
 mod js_json;
 mod keys;
+mod open_ahead;
 mod options;
 mod platform;
 mod read;

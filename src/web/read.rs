@@ -6,7 +6,9 @@ use super::idb::layout::{
     PAGES,
 };
 use super::idb::txn::{pending, request, values_by_key_of, Pending, Txn};
+use super::open_ahead::open_pages;
 use super::store::IdbStore;
+use crate::at_rest::Opened;
 use crate::crypto::blind::field;
 use crate::error::{Error, Result};
 use crate::filter::Filter;
@@ -150,16 +152,14 @@ impl EventCursor {
                 }
             }
             let pages = self.read_pages().await?;
+            let opened = opened(&self.store, &pages).await?;
             let mut out = Vec::new();
-            for (first, bytes) in pages {
-                let at_rest = self.store.at_rest_for(Some(&bytes)).await?;
+            for ((first, _), opened) in pages.iter().zip(opened) {
                 let filter = &self.filter;
-                let mut records = at_rest.read_checked_where(
-                    first,
-                    &bytes,
-                    filter.aggregate_id.as_deref(),
-                    |e| filter.matches(e),
-                )?;
+                let mut records =
+                    opened.read_checked_where(*first, filter.aggregate_id.as_deref(), |e| {
+                        filter.matches(e)
+                    })?;
                 if filter.reverse {
                     records.reverse();
                 }
@@ -382,6 +382,19 @@ impl EventCursor {
     }
 }
 
+/// Stored pages (first `device_seq`, bytes) opened for reading: the key
+/// ring read again first if a page names a key this context has not seen,
+/// then the records decrypted together (`open_ahead`) in an encrypted
+/// store.
+async fn opened<'a>(store: &IdbStore, pages: &'a [(u64, Vec<u8>)]) -> Result<Vec<Opened<'a>>> {
+    let mut at_rest = store.at_rest_for(None).await?;
+    for (_, bytes) in pages {
+        at_rest = store.at_rest_for(Some(bytes)).await?;
+    }
+    let bytes: Vec<&[u8]> = pages.iter().map(|(_, b)| &b[..]).collect();
+    open_pages(store, &at_rest, &bytes).await
+}
+
 fn keys_of(value: JsValue) -> Vec<u64> {
     let array: Array = value.unchecked_into();
     array
@@ -420,11 +433,11 @@ impl IdbStore {
                 .await?;
         let missing = || Error::storage(format!("event {device_seq} is not in the store"));
         let cursor: IdbCursorWithValue = cursor.dyn_into().map_err(|_| missing())?;
-        let (first, bytes) =
+        let page =
             layout::page_key_and_records(&cursor.value().map_err(super::idb::errors::from_dom)?)?;
-        let at_rest = self.at_rest_for(Some(&bytes)).await?;
-        at_rest
-            .read_checked_where(first, &bytes, None, |e| e.device_seq == device_seq)?
+        let opened = opened(self, std::slice::from_ref(&page)).await?;
+        opened[0]
+            .read_checked_where(page.0, None, |e| e.device_seq == device_seq)?
             .into_iter()
             .next()
             .ok_or_else(missing)
@@ -443,11 +456,13 @@ impl IdbStore {
         let store = txn.store(PAGES)?;
         let pages = values_by_key_of(&store, &index, &stored_id, None);
         let pages: Array = pages.result().await?.unchecked_into();
+        let pages = pages
+            .iter()
+            .map(|p| layout::page_key_and_records(&p))
+            .collect::<Result<Vec<_>>>()?;
         let mut events = Vec::new();
-        for page in pages.iter() {
-            let (first, bytes) = layout::page_key_and_records(&page)?;
-            let at_rest = self.at_rest_for(Some(&bytes)).await?;
-            events.extend(at_rest.read_checked_where(first, &bytes, Some(aggregate_id), |_| true)?);
+        for ((first, _), opened) in pages.iter().zip(opened(self, &pages).await?) {
+            events.extend(opened.read_checked_where(*first, Some(aggregate_id), |_| true)?);
         }
         Ok((crate::record::version_of(&events), events))
     }

@@ -8,7 +8,9 @@
 use super::idb::errors::from_dom;
 use super::idb::layout::{self, AGGREGATES, META, META_HEAD_KEY, PAGES};
 use super::idb::txn::{pending, values_by_key_of, Pending, Txn};
+use super::open_ahead::open_pages;
 use super::store::IdbStore;
+use crate::at_rest::{AtRest, Opened};
 use crate::chain::{BreakReason, ChainVerifier, VerifyReport};
 use crate::error::Result;
 use crate::page::Page;
@@ -21,6 +23,11 @@ use web_sys::IdbKeyRange;
 const PAGES_PER_SCAN: u32 = 64;
 /// `verify()` reports progress at least this often, in events.
 const PROGRESS_EVERY: u64 = 1000;
+
+/// The stored bytes of each page's records.
+fn records_of(pages: &[Page]) -> Vec<&[u8]> {
+    pages.iter().map(|p| &p.records[..]).collect()
+}
 
 /// The derived records read together with the last batch of pages.
 struct Tail {
@@ -35,8 +42,14 @@ impl IdbStore {
     /// returns false to stop early (then no tail is read).
     ///
     /// The next batch is requested before the current one is handed to
-    /// `visit`, so IndexedDB reads it while the CPU checks this one.
-    async fn scan(&self, mut visit: impl FnMut(&[Page]) -> bool) -> Result<Option<Tail>> {
+    /// `visit`, so IndexedDB reads it while this one is decrypted (in an
+    /// encrypted store, `open_ahead`) and checked. `visit` gets each page
+    /// with its records opened as `at_rest` says.
+    async fn scan(
+        &self,
+        at_rest: &AtRest,
+        mut visit: impl FnMut(&[Page], Vec<Opened<'_>>) -> bool,
+    ) -> Result<Option<Tail>> {
         let pages_of = |values: &Array| {
             values
                 .iter()
@@ -52,7 +65,9 @@ impl IdbStore {
                 // transaction is certainly still active.
                 let last = layout::page_first_device_seq(&values.get(PAGES_PER_SCAN - 1))?;
                 batch = self.scan_batch(last as f64 + 1.0)?;
-                if !visit(&pages_of(&values)?) {
+                let pages = pages_of(&values)?;
+                let opened = open_pages(self, at_rest, &records_of(&pages)).await?;
+                if !visit(&pages, opened) {
                     // The batch already requested is read and dropped.
                     return Ok(None);
                 }
@@ -64,7 +79,9 @@ impl IdbStore {
             let head = pending(txn.store(META)?.get(&JsValue::from_str(META_HEAD_KEY)))?;
             let keys = pending(aggregates.get_all_keys())?;
             let states = pending(aggregates.get_all())?;
-            let keep_going = visit(&pages_of(&values)?);
+            let pages = pages_of(&values)?;
+            let opened = open_pages(self, at_rest, &records_of(&pages)).await?;
+            let keep_going = visit(&pages, opened);
             let head_value = head.result().await?;
             let head_mac = layout::head_mac_from_js(&head_value);
             let head = layout::head_from_js(&head_value)?.unwrap_or_default();
@@ -122,12 +139,12 @@ impl IdbStore {
             ChainVerifier::new(self.identity.expected()).with_at_rest((*at_rest).clone());
         let mut reported = 0;
         let tail = self
-            .scan(|pages| {
-                for p in pages {
+            .scan(&at_rest, |pages, opened| {
+                for (p, opened) in pages.iter().zip(opened) {
                     if verifier.is_broken() {
                         break;
                     }
-                    verifier.feed_page(&p.meta, &p.records);
+                    verifier.feed_opened_page(&p.meta, opened);
                     if verifier.checked() >= reported + PROGRESS_EVERY {
                         reported = verifier.checked();
                         progress(reported, total.max(reported));
@@ -152,10 +169,10 @@ impl IdbStore {
         let mut chunks = vec![crate::audit::begin(&self.identity, exported_at)];
         let mut first = true;
         let tail = self
-            .scan(|pages| {
-                let chunk: String = pages
+            .scan(&at_rest, |_, opened| {
+                let chunk: String = opened
                     .iter()
-                    .map(|p| crate::audit::page_entries(&mut first, &at_rest, &p.records))
+                    .map(|o| crate::audit::page_entries(&mut first, o))
                     .collect();
                 chunks.push(chunk);
                 true

@@ -367,3 +367,63 @@ async fn many_unseen_aggregates_in_an_encrypted_store_are_found_by_range_or_by_c
     assert_eq!(get(&report, "ok"), JsValue::TRUE);
     assert_eq!(num(&report, "checked"), 70.0 * 3.0 + 400.0 + 70.0);
 }
+
+/// Wraps `crypto.subtle.decrypt` to count its calls and, when
+/// `globalThis.annalRefuseDecrypt` is set, to refuse them all as
+/// WebCrypto refuses a record that does not authenticate.
+fn watch_decrypt() -> js_sys::Function {
+    js_sys::Function::new_no_args(
+        "const s = globalThis.crypto.subtle; \
+         if (!s.annalOriginalDecrypt) { \
+           s.annalOriginalDecrypt = s.decrypt; \
+           s.decrypt = function (...args) { \
+             globalThis.annalDecrypts = (globalThis.annalDecrypts || 0) + 1; \
+             if (globalThis.annalRefuseDecrypt) return Promise.reject(new DOMException('refused', 'OperationError')); \
+             return s.annalOriginalDecrypt.apply(this, args); \
+           }; \
+         } \
+         globalThis.annalDecrypts = 0; \
+         return () => globalThis.annalDecrypts;",
+    )
+}
+
+fn set_global(key: &str, value: JsValue) {
+    Reflect::set(&js_sys::global(), &key.into(), &value).unwrap();
+}
+
+fn json_text(v: &JsValue) -> String {
+    js_sys::JSON::stringify(v).unwrap().as_string().unwrap()
+}
+
+/// Reads and `verify()` of an encrypted store decrypt what one read brings
+/// with WebCrypto, every record at once; when WebCrypto refuses, AES-GCM in
+/// wasm gives the same events and the same verdict.
+#[wasm_bindgen_test]
+async fn reads_decrypt_with_webcrypto_and_give_the_same_when_it_refuses() {
+    let store = fresh_encrypted("enc-open-ahead", "").await;
+    let batch: Array = (0..120)
+        .map(|i| event(&format!("a-{}", i % 3), &format!(r#"{{"i":{i}}}"#)))
+        .collect();
+    store.append_batch(batch.into()).await.unwrap();
+    let count: js_sys::Function = watch_decrypt().call0(&JsValue::NULL).unwrap().into();
+    let decrypts = || count.call0(&JsValue::NULL).unwrap().as_f64().unwrap();
+    let read = || async {
+        let all = store.events(JsValue::UNDEFINED).await.unwrap();
+        let one = store.aggregate("a-1".into()).await.unwrap();
+        let report = store.verify(JsValue::UNDEFINED).await.unwrap();
+        (json_text(&all), json_text(&one), json_text(&report))
+    };
+
+    let (all, one, report) = read().await;
+    assert_eq!(items(&js(&all)).len(), 120);
+    assert_eq!(num(&js(&one), "version"), 40.0);
+    assert_eq!(report, r#"{"ok":true,"checked":120}"#);
+    // Each read decrypted every record of its pages with WebCrypto.
+    assert!(decrypts() >= 3.0 * 120.0, "{} decrypt calls", decrypts());
+
+    set_global("annalRefuseDecrypt", JsValue::TRUE);
+    let refused = read().await;
+    set_global("annalRefuseDecrypt", JsValue::FALSE);
+    assert!(decrypts() >= 6.0 * 120.0, "{} decrypt calls", decrypts());
+    assert_eq!(refused, (all, one, report));
+}

@@ -64,10 +64,10 @@ export function subtleAvailable() {
 }
 
 // A data key (a JavaScript-owned copy, zeroed here) as a non-extractable
-// AES-GCM key that can only encrypt.
+// AES-GCM key.
 export async function importDataKey(raw) {
   try {
-    return await crypto.subtle.importKey("raw", raw, { name: "AES-GCM" }, false, ["encrypt"]);
+    return await crypto.subtle.importKey("raw", raw, { name: "AES-GCM" }, false, ["encrypt", "decrypt"]);
   } finally {
     raw.fill(0);
   }
@@ -100,4 +100,42 @@ export async function sealAll(key, nonces, aads, aadLens, plains, plainLens) {
   } finally {
     plains.fill(0);
   }
+}
+
+// AES-GCM decryption of the sealed records of the pages one read brought,
+// all at once: record i is under keys[keyIndex[i]], its nonce is at 12·i,
+// its AAD and ciphertext ‖ tag next in `aads` and `sealed` (lengths in
+// `aadLens`, `sealedLens`). Returns the plaintexts of the records that
+// opened, concatenated in order, and each record's plaintext length, or
+// 0xffffffff where WebCrypto refused it (the reader then opens that page
+// itself and reports what is wrong). Each part is zeroed once copied.
+export async function openAll(keys, keyIndex, nonces, aads, aadLens, sealed, sealedLens) {
+  const jobs = [];
+  let a = 0;
+  let c = 0;
+  for (let i = 0; i < sealedLens.length; i++) {
+    const iv = nonces.subarray(12 * i, 12 * i + 12);
+    const additionalData = aads.subarray(a, a + aadLens[i]);
+    const data = sealed.subarray(c, c + sealedLens[i]);
+    jobs.push(crypto.subtle.decrypt({ name: "AES-GCM", iv, additionalData }, keys[keyIndex[i]], data).catch(() => null));
+    a += aadLens[i];
+    c += sealedLens[i];
+  }
+  const parts = await Promise.all(jobs);
+  const lens = new Uint32Array(parts.length);
+  let n = 0;
+  parts.forEach((b, i) => {
+    lens[i] = b ? b.byteLength : 0xffffffff;
+    n += b ? b.byteLength : 0;
+  });
+  const out = new Uint8Array(n);
+  let at = 0;
+  for (const b of parts) {
+    if (!b) continue;
+    const part = new Uint8Array(b);
+    out.set(part, at);
+    at += part.length;
+    part.fill(0);
+  }
+  return [out, lens];
 }

@@ -21,7 +21,8 @@ pub(crate) struct KeyState {
     /// The session key of a passphrase unlock (a non-extractable
     /// `CryptoKey`), while unlocked: what a page hands its service worker.
     session: RefCell<Option<JsValue>>,
-    /// Data keys imported into WebCrypto (non-extractable, encrypt only),
+    /// Data keys imported into WebCrypto (non-extractable; they encrypt
+    /// appends sealed ahead and decrypt the pages reads bring),
     /// by key id, while unlocked.
     web_data_keys: RefCell<HashMap<u32, JsValue>>,
 }

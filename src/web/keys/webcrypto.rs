@@ -2,7 +2,7 @@
 //! outside any IndexedDB transaction. PBKDF2 with 600,000 iterations would
 //! take tens of seconds in a debug wasm build.
 
-use crate::crypto::deferred::SealPlan;
+use crate::crypto::deferred::{OpenPlan, SealPlan};
 use crate::crypto::keys::MasterKey;
 use crate::error::{Error, ErrorCode, Result};
 use js_sys::{Promise, Uint32Array, Uint8Array};
@@ -40,6 +40,17 @@ extern "C" {
         aad_lens: &Uint32Array,
         plains: &Uint8Array,
         plain_lens: &Uint32Array,
+    ) -> std::result::Result<Promise, JsValue>;
+    #[wasm_bindgen(js_name = openAll, catch)]
+    #[allow(clippy::too_many_arguments)]
+    fn open_all_js(
+        keys: &js_sys::Array,
+        key_index: &Uint32Array,
+        nonces: &Uint8Array,
+        aads: &Uint8Array,
+        aad_lens: &Uint32Array,
+        sealed: &Uint8Array,
+        sealed_lens: &Uint32Array,
     ) -> std::result::Result<Promise, JsValue>;
     #[wasm_bindgen(js_name = unwrap, catch)]
     fn unwrap_js(
@@ -155,7 +166,8 @@ pub(crate) fn available() -> bool {
     subtle_available_js()
 }
 
-/// Data key bytes as a non-extractable, encrypt-only `CryptoKey`.
+/// Data key bytes as a non-extractable `CryptoKey` that encrypts and
+/// decrypts.
 pub(crate) async fn import_data_key(raw: &[u8]) -> Result<JsValue> {
     settle(
         "import a data key",
@@ -180,4 +192,48 @@ pub(crate) async fn seal_all(key: &JsValue, plan: &SealPlan) -> Result<Vec<u8>> 
     )
     .await?;
     Ok(out.unchecked_into::<Uint8Array>().to_vec())
+}
+
+/// Runs the decryptions of `plan`, each under its key in `keys` (by key
+/// id, from [`import_data_key`]): the plaintexts of the records that
+/// opened, concatenated in order, and each record's plaintext length, or
+/// `None` where WebCrypto refused it.
+pub(crate) async fn open_all(
+    keys: &[(u32, JsValue)],
+    plan: &OpenPlan,
+) -> Result<(Vec<u8>, Vec<Option<u32>>)> {
+    let mut key_index = Vec::with_capacity(plan.key_ids.len());
+    for id in &plan.key_ids {
+        let i = keys.iter().position(|(k, _)| k == id).ok_or_else(|| {
+            Error::internal(format!("data key {id} was not imported for reading"))
+        })?;
+        key_index.push(i as u32);
+    }
+    let out = settle(
+        "decrypt the records read",
+        open_all_js(
+            &keys.iter().map(|(_, k)| k.clone()).collect(),
+            &Uint32Array::from(key_index.as_slice()),
+            &Uint8Array::from(plan.nonces.as_slice()),
+            &Uint8Array::from(plan.aads.as_slice()),
+            &Uint32Array::from(plan.aad_lens.as_slice()),
+            &Uint8Array::from(plan.sealed.as_slice()),
+            &Uint32Array::from(plan.sealed_lens.as_slice()),
+        ),
+    )
+    .await?;
+    let out: js_sys::Array = out.unchecked_into();
+    let plains: Uint8Array = out.get(0).unchecked_into();
+    let lens: Uint32Array = out.get(1).unchecked_into();
+    // Not `Zeroizing`: these become the events a read hands its caller, as
+    // the plaintexts `AtRest::open` makes do, and zeroizing them cost a
+    // twentieth of an encrypted `verify()`. The JavaScript copy is zeroed.
+    let copied = plains.to_vec();
+    plains.fill(0, 0, plains.length());
+    let lens = lens
+        .to_vec()
+        .into_iter()
+        .map(|l| (l != u32::MAX).then_some(l))
+        .collect();
+    Ok((copied, lens))
 }
