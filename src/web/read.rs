@@ -387,7 +387,7 @@ impl EventCursor {
 /// then the records decrypted together (`open_ahead`) in an encrypted
 /// store.
 async fn opened<'a>(store: &IdbStore, pages: &'a [(u64, Vec<u8>)]) -> Result<Vec<Opened<'a>>> {
-    let mut at_rest = store.at_rest_for(None).await?;
+    let mut at_rest = store.at_rest()?;
     for (_, bytes) in pages {
         at_rest = store.at_rest_for(Some(bytes)).await?;
     }

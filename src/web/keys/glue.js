@@ -73,62 +73,27 @@ export async function importDataKey(raw) {
   }
 }
 
-// AES-GCM of every record of one commit, all at once: record i has the
-// 12-byte nonce at 12·i, its AAD and plaintext next in `aads` and `plains`
-// (lengths in `aadLens`, `plainLens`). Returns the ciphertexts ‖ tags,
-// concatenated in order. The plaintext copy is zeroed.
-export async function sealAll(key, nonces, aads, aadLens, plains, plainLens) {
-  try {
-    const jobs = [];
-    let a = 0;
-    let p = 0;
-    for (let i = 0; i < plainLens.length; i++) {
-      const iv = nonces.subarray(12 * i, 12 * i + 12);
-      const additionalData = aads.subarray(a, a + aadLens[i]);
-      jobs.push(crypto.subtle.encrypt({ name: "AES-GCM", iv, additionalData }, key, plains.subarray(p, p + plainLens[i])));
-      a += aadLens[i];
-      p += plainLens[i];
-    }
-    const parts = await Promise.all(jobs);
-    const out = new Uint8Array(parts.reduce((n, b) => n + b.byteLength, 0));
-    let at = 0;
-    for (const b of parts) {
-      out.set(new Uint8Array(b), at);
-      at += b.byteLength;
-    }
-    return out;
-  } finally {
-    plains.fill(0);
-  }
-}
-
-// AES-GCM decryption of the sealed records of the pages one read brought,
-// all at once: record i is under keys[keyIndex[i]], its nonce is at 12·i,
-// its AAD and ciphertext ‖ tag next in `aads` and `sealed` (lengths in
-// `aadLens`, `sealedLens`). Returns the plaintexts of the records that
-// opened, concatenated in order, and each record's plaintext length, or
-// 0xffffffff where WebCrypto refused it (the reader then opens that page
-// itself and reports what is wrong). Each part is zeroed once copied.
-export async function openAll(keys, keyIndex, nonces, aads, aadLens, sealed, sealedLens) {
+// One WebCrypto call per record, all started at once: record i has the
+// 12-byte nonce at 12·i, its AAD and data next in `aads` and `data`
+// (lengths in `aadLens`, `dataLens`); `call(i, params, bytes)` starts it.
+function perRecord(nonces, aads, aadLens, data, dataLens, call) {
   const jobs = [];
   let a = 0;
-  let c = 0;
-  for (let i = 0; i < sealedLens.length; i++) {
+  let d = 0;
+  for (let i = 0; i < dataLens.length; i++) {
     const iv = nonces.subarray(12 * i, 12 * i + 12);
     const additionalData = aads.subarray(a, a + aadLens[i]);
-    const data = sealed.subarray(c, c + sealedLens[i]);
-    jobs.push(crypto.subtle.decrypt({ name: "AES-GCM", iv, additionalData }, keys[keyIndex[i]], data).catch(() => null));
+    jobs.push(call(i, { name: "AES-GCM", iv, additionalData }, data.subarray(d, d + dataLens[i])));
     a += aadLens[i];
-    c += sealedLens[i];
+    d += dataLens[i];
   }
-  const parts = await Promise.all(jobs);
-  const lens = new Uint32Array(parts.length);
-  let n = 0;
-  parts.forEach((b, i) => {
-    lens[i] = b ? b.byteLength : 0xffffffff;
-    n += b ? b.byteLength : 0;
-  });
-  const out = new Uint8Array(n);
+  return Promise.all(jobs);
+}
+
+// The ArrayBuffers of `parts` (null ones skipped) concatenated; each part
+// is zeroed once copied.
+function joined(parts) {
+  const out = new Uint8Array(parts.reduce((n, b) => n + (b ? b.byteLength : 0), 0));
   let at = 0;
   for (const b of parts) {
     if (!b) continue;
@@ -137,5 +102,30 @@ export async function openAll(keys, keyIndex, nonces, aads, aadLens, sealed, sea
     at += part.length;
     part.fill(0);
   }
-  return [out, lens];
+  return out;
+}
+
+// AES-GCM of every record of one commit (record i's plaintext next in
+// `plains`, lengths in `plainLens`). Returns the ciphertexts ‖ tags,
+// concatenated in order. The plaintext copy is zeroed.
+export async function sealAll(key, nonces, aads, aadLens, plains, plainLens) {
+  try {
+    return joined(await perRecord(nonces, aads, aadLens, plains, plainLens, (_, params, bytes) => crypto.subtle.encrypt(params, key, bytes)));
+  } finally {
+    plains.fill(0);
+  }
+}
+
+// AES-GCM decryption of the sealed records of the pages one read brought:
+// record i is under keys[keyIndex[i]], its ciphertext ‖ tag next in
+// `sealed` (lengths in `sealedLens`). Returns the plaintexts of the records
+// that opened, concatenated in order, and each record's plaintext length,
+// or 0xffffffff where WebCrypto refused it (the reader then opens that page
+// itself and reports what is wrong).
+export async function openAll(keys, keyIndex, nonces, aads, aadLens, sealed, sealedLens) {
+  const parts = await perRecord(nonces, aads, aadLens, sealed, sealedLens, (i, params, bytes) =>
+    crypto.subtle.decrypt(params, keys[keyIndex[i]], bytes).catch(() => null),
+  );
+  const lens = Uint32Array.from(parts, (b) => (b ? b.byteLength : 0xffffffff));
+  return [joined(parts), lens];
 }
