@@ -122,6 +122,15 @@ const CLASSES: Record<ErrorCode, new (code: ErrorCode, message: string, details?
   ANNAL_INTERNAL: AnnalInternalError,
 };
 
+// Each class's name, for `err.name` and `err.constructor.name`, from its
+// code: ANNAL_VERSION_CONFLICT names AnnalVersionConflictError. Written
+// here because the package is minified, which renames classes.
+Object.defineProperty(AnnalError, "name", { value: "AnnalError" });
+for (const [code, cls] of Object.entries(CLASSES)) {
+  const words = code.slice("ANNAL_".length).toLowerCase().replace(/(?:^|_)(.)/g, (_, c: string) => c.toUpperCase());
+  Object.defineProperty(cls, "name", { value: `Annal${words}Error` });
+}
+
 /** The AnnalError subclass for `code` (ANNAL_INTERNAL for an unknown code), e.g. for an error that crossed a BroadcastChannel. */
 export function errorFromCode(code: string, message: string): AnnalError {
   const known = (code in CLASSES ? code : "ANNAL_INTERNAL") as ErrorCode;

@@ -1052,7 +1052,7 @@ describe("encryption at rest", () => {
 
     test("the expectations table", () => {
       // Pure data, checked here so a change to it is a visible decision.
-      const ex = (m, encrypted) => import("../../target/npm/package/dist/testing/tamper.js").then((t) => t.expectation(m, LENGTH, { encrypted }));
+      const ex = (m, encrypted) => import("../../target/npm/package/dist/testing/index.js").then((t) => t.expectation(m, LENGTH, { encrypted }));
       return Promise.all([
         ex({ kind: "truncateTailFixHead", count: 2 }, true).then((e) => assert.deepEqual(e, { detected: true, firstBadSeq: 8, reason: "HEAD_MAC_MISMATCH" })),
         ex({ kind: "rehashSuffix", from: 5 }, true).then((e) => assert.deepEqual(e, { detected: true, firstBadSeq: 10, reason: "HEAD_MAC_MISMATCH" })),

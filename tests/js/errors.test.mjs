@@ -223,3 +223,18 @@ test("every error code has its class, exported by the package", async () => {
   );
   assert.deepEqual(exported, ["AnnalError", "AnnalInternalError", ...Object.values(NAMES)].sort());
 });
+
+// The package is minified, which renames classes: each keeps its own name
+// anyway, as a class and on what it throws.
+test("every error class is named as it is exported", async () => {
+  const names = await env.page.evaluate(() =>
+    Object.entries(annal)
+      .filter(([k]) => /^Annal\w*Error$/.test(k))
+      .map(([k, cls]) => [k, cls.name, new cls("ANNAL_INTERNAL", "m").name]),
+  );
+  assert.ok(names.length > 10, JSON.stringify(names));
+  for (const [exported, className, errorName] of names) {
+    assert.equal(className, exported);
+    assert.equal(errorName, exported);
+  }
+});
